@@ -1,0 +1,42 @@
+# Two commands for a fresh machine (see README.md):
+#   make demo   - create .venv, install epitensor, run the main job on the sample data
+#   make test   - create .venv, install epitensor with test extras, run ruff, the tests and the tutorials
+# On a machine with a GPU, install the CUDA build of torch into .venv first, or set TORCH=torch.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: demo test install lint tutorials benchmarks clean
+
+$(VENV)/.deps: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q ".[test]"
+	touch $@
+
+install: $(VENV)/.deps
+	$(PY) -m pip install -q --no-deps --force-reinstall .
+
+demo: install
+	$(VENV)/bin/epitensor demo --out demo-output
+
+lint: $(VENV)/.deps
+	$(VENV)/bin/ruff check .
+
+test: install lint
+	cd tests && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. $(PYTEST_ARGS) .
+	$(MAKE) tutorials
+
+tutorials: install
+	@if ls tutorials/*.ipynb >/dev/null 2>&1; then \
+		$(PY) -m pytest -c pyproject.toml --nbmake --nbmake-timeout=900 -p no:cacheprovider tutorials; \
+	else echo "no tutorials yet"; fi
+
+benchmarks: install
+	for f in benchmarks/bench_*.py; do $(PY) $$f; done
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

@@ -1,0 +1,49 @@
+"""epitensor: complete the human epigenome.
+
+A labelled (biosample x assay x position) tensor on chunked zarr, read lazily through xarray,
+and the Avocado deep tensor factorization in PyTorch.
+
+Examples
+--------
+>>> import epitensor as et
+>>> ds = et.datasets.synthetic(n_biosamples=4, n_assays=3, n_positions=10_000, seed=0)
+>>> ds.signal.epi.region("synthetic:0-100kb").sel(biosample="B00").dims
+('assay', 'position')
+"""
+
+from . import accessor as _accessor  # noqa: F401  (registers the .epi accessor)
+from . import datasets
+from .exceptions import (
+    DataError,
+    DownloadError,
+    EpitensorError,
+    GenomeError,
+    LabelError,
+    RegionError,
+    SchemaError,
+    StoreNotFoundError,
+)
+from .genome import Genome
+from .regions import Region, parse_region
+from .store import create_store, open_dataset, validate, write_track
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DataError",
+    "DownloadError",
+    "EpitensorError",
+    "Genome",
+    "GenomeError",
+    "LabelError",
+    "Region",
+    "RegionError",
+    "SchemaError",
+    "StoreNotFoundError",
+    "create_store",
+    "datasets",
+    "open_dataset",
+    "parse_region",
+    "validate",
+    "write_track",
+]

@@ -1,0 +1,16 @@
+"""Sample data: the real Roadmap pilot tracks, ENCODE2018 experiment lists, and a synthetic generator."""
+
+from .encode import experiment_mask, read_encode_experiments, short_assay_name
+from .roadmap import LATIN_SQUARE, fetch_roadmap_pilot, roadmap_pilot
+from .synthetic import synthetic, synthetic_tensor
+
+__all__ = [
+    "LATIN_SQUARE",
+    "experiment_mask",
+    "fetch_roadmap_pilot",
+    "read_encode_experiments",
+    "roadmap_pilot",
+    "short_assay_name",
+    "synthetic",
+    "synthetic_tensor",
+]

@@ -1,0 +1,40 @@
+"""Exceptions raised by epitensor.
+
+Every error is an :class:`EpitensorError`; the narrow subclasses also derive from the
+built-in type a Python user would expect (``ValueError`` for bad values, ``FileNotFoundError``
+for a missing store), so ``except ValueError`` keeps working in user code.
+"""
+
+from __future__ import annotations
+
+
+class EpitensorError(Exception):
+    """Root of every error raised by epitensor."""
+
+
+class RegionError(EpitensorError, ValueError):
+    """A genomic region string or tuple that cannot be parsed or lies outside the genome."""
+
+
+class GenomeError(EpitensorError, ValueError):
+    """An unknown assembly or contig, or genomes that disagree (e.g. a wrong genome build)."""
+
+
+class LabelError(EpitensorError, ValueError):
+    """Biosample or assay labels that are unknown, duplicated or otherwise invalid."""
+
+
+class SchemaError(EpitensorError, ValueError):
+    """A dataset or store that does not follow the epitensor tensor schema."""
+
+
+class StoreNotFoundError(EpitensorError, FileNotFoundError):
+    """A path that is not an epitensor zarr store."""
+
+
+class DataError(EpitensorError, ValueError):
+    """Signal values that cannot be used: wrong shape or dtype, NaN or infinite values."""
+
+
+class DownloadError(EpitensorError, OSError):
+    """A sample dataset that could not be downloaded or failed its hash check."""

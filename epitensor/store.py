@@ -1,0 +1,385 @@
+"""The epigenome tensor on disk: a zarr v3 store read and written through xarray.
+
+Schema (see ``docs/ARCHITECTURE.md``):
+
+* ``signal (biosample, assay, position)``: float32, NaN where a track is not observed, chunks
+  ``(1, 1, chunk_bins)`` so an unobserved track writes no bytes and each writer owns its chunks.
+* ``observed (biosample, assay)``: bool, the truth about which tracks exist.
+* Coordinates ``biosample`` and ``assay`` (unique strings), ``biosample_summary`` and
+  ``assay_category`` beside them.
+* Attributes: ``assembly``, ``bin_size``, ``chunk_bins``, the contig table (``contigs``,
+  ``contig_lengths``, ``contig_first_bins``), ``transform`` and ``epitensor_schema``.
+
+``position`` has no coordinate variable on disk: a genome-wide store never materialises a
+124-million-entry index. :meth:`EpiAccessor.region` adds readable ``chrom``/``start``
+coordinates to what it selects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from .exceptions import DataError, LabelError, SchemaError, StoreNotFoundError
+from .genome import Genome
+
+SCHEMA_VERSION = 1
+#: Variables laid out along the genome-wide position axis, stored in (1, 1, chunk_bins) chunks.
+TRACK_VARIABLES = ("signal", "imputed", "held_out")
+TRANSFORMS = ("arcsinh", "none")
+ASSAY_CATEGORIES = ("histone", "tf", "accessibility", "rna", "other")
+_HISTONE_PREFIXES = ("H2A", "H2B", "H3", "H4")
+
+
+def assay_category(assay: str) -> str:
+    """Best-guess category of an assay from its ENCODE/Roadmap name.
+
+    Examples
+    --------
+    >>> [assay_category(a) for a in ["H3K27ac", "ChIP-seq_CTCF_signal_p-value", "DNase-seq", "CAGE_plus"]]
+    ['histone', 'tf', 'accessibility', 'rna']
+    """
+    name = assay.removeprefix("ChIP-seq_").upper()
+    if name.startswith(_HISTONE_PREFIXES) or name.startswith("H2AFZ"):
+        return "histone"
+    if name.startswith(("DNASE", "ATAC", "MNASE", "FAIRE")):
+        return "accessibility"
+    if any(k in name for k in ("RNA-SEQ", "CAGE", "RAMPAGE", "RNA_SEQ")):
+        return "rna"
+    if assay.startswith("ChIP-seq_") or assay.isupper():
+        return "tf"
+    return "other"
+
+
+def _labels(values, kind: str, meta_name: str, default) -> tuple[list[str], list[str]]:
+    """Normalise labels given as a list, a mapping label -> metadata, or a DataFrame."""
+    if isinstance(values, pd.DataFrame):
+        if kind not in values.columns:
+            raise LabelError(f"the {kind} table needs a column named {kind!r}; it has {list(values.columns)}")
+        names = values[kind].astype(str).tolist()
+        meta = values[meta_name].astype(str).tolist() if meta_name in values.columns else [default(n) for n in names]
+    elif isinstance(values, Mapping):
+        names = [str(k) for k in values]
+        meta = [str(v) for v in values.values()]
+    elif isinstance(values, str) or not isinstance(values, Sequence | np.ndarray | pd.Index):
+        raise LabelError(f"{kind}s must be a list of names, a mapping or a DataFrame; got {type(values).__name__}")
+    else:
+        names = [str(v) for v in values]
+        meta = [default(n) for n in names]
+    if not names:
+        raise LabelError(f"at least one {kind} is needed")
+    dup = pd.Index(names)[pd.Index(names).duplicated()].unique().tolist()
+    if dup:
+        raise LabelError(f"{kind} labels must be unique; duplicated: {dup}. Merge or rename those rows.")
+    if any(not n.strip() for n in names):
+        raise LabelError(f"{kind} labels must be non-empty strings")
+    return names, meta
+
+
+def create_store(
+    path,
+    biosamples,
+    assays,
+    genome: Genome,
+    *,
+    transform: str = "arcsinh",
+    overwrite: bool = False,
+) -> Path:
+    """Create an empty epigenome tensor store (every track unobserved).
+
+    Parameters
+    ----------
+    path : str or Path
+        Directory of the new zarr store.
+    biosamples : list of str, mapping name -> summary, or DataFrame
+        Biosample labels; a DataFrame needs a ``biosample`` column and may have ``biosample_summary``.
+    assays : list of str, mapping name -> category, or DataFrame
+        Assay labels; a DataFrame needs an ``assay`` column and may have ``assay_category``. Missing
+        categories are guessed from the names (:func:`assay_category`).
+    genome : Genome
+        Assembly and contigs of the position axis.
+    transform : {"arcsinh", "none"}, default "arcsinh"
+        Transform applied to the signal values, recorded in the attributes.
+    overwrite : bool, default False
+        Replace an existing store at ``path``.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, epitensor as et
+    >>> path = create_store(tempfile.mkdtemp() + "/t.zarr", ["HepG2", "K562"], ["H3K27ac", "CTCF"],
+    ...                     et.Genome.from_assembly("hg38", contigs=["chr21"]))
+    >>> et.open_dataset(path).signal.shape
+    (2, 2, 1871600)
+    """
+    path = Path(path)
+    if transform not in TRANSFORMS:
+        raise SchemaError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise SchemaError(f"{path} already exists; pass overwrite=True to replace it or choose another path")
+    b_names, b_meta = _labels(biosamples, "biosample", "biosample_summary", lambda n: n)
+    a_names, a_meta = _labels(assays, "assay", "assay_category", assay_category)
+    bad = sorted({c for c in a_meta if c not in ASSAY_CATEGORIES})
+    if bad:
+        raise LabelError(f"unknown assay categories {bad}; use one of {ASSAY_CATEGORIES}")
+
+    meta = xr.Dataset(
+        coords={
+            "biosample": ("biosample", np.array(b_names, dtype=object)),
+            "assay": ("assay", np.array(a_names, dtype=object)),
+            "biosample_summary": ("biosample", np.array(b_meta, dtype=object)),
+            "assay_category": ("assay", np.array(a_meta, dtype=object)),
+            "observed": (("biosample", "assay"), np.zeros((len(b_names), len(a_names)), dtype=bool)),
+        },
+        attrs={**genome.to_attrs(), "transform": transform, "epitensor_schema": SCHEMA_VERSION},
+    )
+    meta.to_zarr(path, mode="w", consolidated=False, zarr_format=3)
+    add_track_variable(path, "signal", long_name="observed signal")
+    return path
+
+
+def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = False) -> zarr.Array:
+    """Add a ``(biosample, assay, position)`` float32 variable laid out like ``signal``.
+
+    Used for ``imputed`` and ``held_out``; every chunk starts as fill value (NaN, no bytes).
+    """
+    root = zarr.open_group(str(path), mode="r+")
+    if name in root:
+        if exist_ok:
+            return root[name]
+        raise SchemaError(f"store {path} already has a variable {name!r}")
+    attrs = dict(root.attrs)
+    shape = (root["biosample"].shape[0], root["assay"].shape[0], Genome.from_attrs(attrs).n_positions)
+    arr = root.create_array(
+        name,
+        shape=shape,
+        chunks=(1, 1, int(attrs["chunk_bins"])),
+        dtype="float32",
+        fill_value=np.nan,
+        dimension_names=("biosample", "assay", "position"),
+        compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
+        attributes={"long_name": long_name or name},
+    )
+    return arr
+
+
+def _open_group(path, mode="r") -> zarr.Group:
+    path = Path(path)
+    if not path.exists():
+        raise StoreNotFoundError(f"no epitensor store at {path}; create one with epitensor.create_store or epitensor.ingest")
+    try:
+        root = zarr.open_group(str(path), mode=mode)
+    except Exception as err:  # zarr raises several types for "not a group"
+        raise StoreNotFoundError(f"{path} is not a zarr store ({err}); pass the directory made by epitensor") from None
+    if "epitensor_schema" not in root.attrs:
+        raise StoreNotFoundError(
+            f"{path} is a zarr store but not an epitensor store (no 'epitensor_schema' attribute); "
+            "create it with epitensor.create_store"
+        )
+    return root
+
+
+def label_index(labels, wanted, kind: str) -> np.ndarray:
+    """Integer positions of ``wanted`` labels, with an error listing the known labels."""
+    index = pd.Index(np.asarray(labels, dtype=object))
+    wanted_list = [wanted] if isinstance(wanted, str) else list(wanted)
+    pos = index.get_indexer(wanted_list)
+    if (pos < 0).any():
+        unknown = [w for w, p in zip(wanted_list, pos) if p < 0]
+        known = ", ".join(map(str, index[:40])) + (" ..." if len(index) > 40 else "")
+        raise LabelError(f"unknown {kind}(s) {unknown}; known {kind}s: {known}")
+    return pos
+
+
+def write_track(path, biosample: str, assay: str, values, contig: str | None = None, *, variable: str = "signal", mark_observed: bool = True) -> None:
+    """Write one track (or one contig of it) into the store and mark it observed.
+
+    Parameters
+    ----------
+    path : str or Path
+        An epitensor store.
+    biosample, assay : str
+        Labels of the track; both must exist in the store.
+    values : array-like of float
+        Binned, transformed values: ``n_bins(contig)`` values for one contig, or ``n_positions``
+        values for the whole axis when ``contig`` is None. Must be finite.
+    contig : str, optional
+        Contig the values cover.
+    variable : str, default "signal"
+        Track variable to write (``signal`` or ``held_out``).
+    mark_observed : bool, default True
+        Set ``observed[biosample, assay]`` (only for ``signal``).
+    """
+    root = _open_group(path, mode="r+")
+    genome = Genome.from_attrs(root.attrs)
+    b = label_index(root["biosample"][:], biosample, "biosample")[0]
+    a = label_index(root["assay"][:], assay, "assay")[0]
+    values = np.asarray(values)
+    if values.ndim != 1 or not np.issubdtype(values.dtype, np.number):
+        raise DataError(f"track {biosample}/{assay}: values must be a 1-D numeric array, got {values.dtype} with shape {values.shape}")
+    if contig is None:
+        first, end = 0, genome.n_positions
+    else:
+        first, end = genome.contig_bins(contig)
+    if values.shape[0] != end - first:
+        where = contig or "the whole genome axis"
+        raise DataError(f"track {biosample}/{assay}: expected {end - first:,} bins for {where}, got {values.shape[0]:,}")
+    values = values.astype(np.float32)
+    inside = genome_mask(genome, first, end)
+    if not np.isfinite(values[inside]).all():
+        raise DataError(f"track {biosample}/{assay}: values contain NaN or infinite numbers; clean them (NaN coverage is 0)")
+    values[~inside] = np.nan  # padding between contigs never holds data
+    if variable not in root:
+        add_track_variable(path, variable)
+    root[variable][b, a, first:end] = values
+    if mark_observed and variable == "signal":
+        set_observed(path, [(biosample, assay)], True)
+
+
+def genome_mask(genome: Genome, first: int, end: int) -> np.ndarray:
+    """Boolean mask of positions ``[first, end)`` that lie inside a contig (not alignment padding)."""
+    mask = np.zeros(end - first, dtype=bool)
+    for c in genome.contigs:
+        lo, hi = genome.contig_bins(c)
+        lo, hi = max(lo, first), min(hi, end)
+        if lo < hi:
+            mask[lo - first : hi - first] = True
+    return mask
+
+
+def set_observed(path, pairs, value: bool = True) -> None:
+    """Set ``observed`` for (biosample, assay) ``pairs`` of a store."""
+    root = _open_group(path, mode="r+")
+    pairs = list(pairs)
+    if not pairs:
+        return
+    b = label_index(root["biosample"][:], [p[0] for p in pairs], "biosample")
+    a = label_index(root["assay"][:], [p[1] for p in pairs], "assay")
+    obs = root["observed"][:]
+    obs[b, a] = value
+    root["observed"][:] = obs
+
+
+def open_dataset(path, chunks=None) -> xr.Dataset:
+    """Open an epitensor store as a lazy, dask-backed :class:`xarray.Dataset`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The store directory.
+    chunks : dict, optional
+        Dask chunks for the track variables; default: the on-disk chunks ``(1, 1, chunk_bins)``.
+        Labels, ``observed`` and factor tables are read into memory (they are small).
+
+    Returns
+    -------
+    xarray.Dataset
+        Nothing along ``position`` is read until you compute. The genome attributes are copied
+        onto every variable laid out along ``position`` so a selected DataArray keeps them.
+
+    Raises
+    ------
+    StoreNotFoundError
+        ``path`` does not exist or is not an epitensor store.
+    SchemaError
+        The store breaks the schema.
+
+    Examples
+    --------
+    >>> import epitensor as et
+    >>> ds = et.datasets.synthetic(n_biosamples=4, n_assays=3, n_positions=10_000, seed=0)
+    >>> ds.signal.dims
+    ('biosample', 'assay', 'position')
+    """
+    _open_group(path)  # clear errors for a wrong path
+    ds = xr.open_zarr(str(path), chunks={} if chunks is None else chunks, consolidated=False, zarr_format=3)
+    small = [n for n, v in ds.variables.items() if "position" not in v.dims and not _is_big(v)]
+    eager = xr.open_zarr(str(path), chunks=None, consolidated=False, zarr_format=3)[small].load()
+    ds = ds.assign_coords({n: eager[n] for n in small if n in ds.coords})
+    ds = ds.assign({n: eager[n] for n in small if n in ds.data_vars})
+    if "observed" in ds.data_vars:
+        ds = ds.set_coords("observed")
+    for name in ds.data_vars:
+        if "position" in ds[name].dims:
+            ds[name].attrs.update(_genome_attrs(ds.attrs))
+    ds.attrs["source"] = str(path)
+    validate(ds)
+    return ds
+
+
+def _is_big(v) -> bool:
+    return int(np.prod(v.shape, dtype=np.int64)) > 50_000_000
+
+
+def _genome_attrs(attrs) -> dict:
+    keys = ("assembly", "bin_size", "chunk_bins", "contigs", "contig_lengths", "contig_first_bins", "transform")
+    return {k: attrs[k] for k in keys if k in attrs}
+
+
+def validate(ds: xr.Dataset) -> xr.Dataset:
+    """Check that ``ds`` follows the epitensor schema; return it unchanged.
+
+    Raises
+    ------
+    SchemaError
+        Naming the first broken rule and how to fix it.
+    """
+    problems = _schema_problems(ds)
+    if problems:
+        raise SchemaError("dataset breaks the epitensor schema: " + "; ".join(problems))
+    return ds
+
+
+def _schema_problems(ds) -> list[str]:
+    if not isinstance(ds, xr.Dataset):
+        return [f"expected an xarray.Dataset, got {type(ds).__name__}"]
+    problems = []
+    if "signal" not in ds.variables:
+        return ["no 'signal' variable (create stores with epitensor.create_store)"]
+    sig = ds["signal"]
+    if sig.dims != ("biosample", "assay", "position"):
+        problems.append(f"signal must have dims (biosample, assay, position), has {sig.dims}")
+    if sig.dtype != np.float32:
+        problems.append(f"signal must be float32, is {sig.dtype}")
+    for dim in ("biosample", "assay"):
+        if dim not in ds.coords:
+            problems.append(f"missing {dim!r} coordinate of labels")
+        elif not ds.indexes[dim].is_unique:
+            dup = ds.indexes[dim][ds.indexes[dim].duplicated()].tolist()
+            problems.append(f"{dim} labels are not unique: {dup}")
+    if "observed" not in ds.variables:
+        problems.append("missing the 'observed (biosample, assay)' mask")
+    elif ds["observed"].dims != ("biosample", "assay") or ds["observed"].dtype != bool:
+        problems.append(f"observed must be bool with dims (biosample, assay), is {ds['observed'].dtype} {ds['observed'].dims}")
+    try:
+        genome = Genome.from_attrs(ds.attrs)
+    except Exception as err:
+        return problems + [str(err)]
+    if "position" in sig.dims and sig.sizes["position"] != genome.n_positions:
+        problems.append(f"position axis has {sig.sizes['position']:,} bins but the contig table implies {genome.n_positions:,}")
+    if ds.attrs.get("transform") not in TRANSFORMS:
+        problems.append(f"attribute 'transform' must be one of {TRANSFORMS}, is {ds.attrs.get('transform')!r}")
+    chunks = sig.encoding.get("chunks") or sig.encoding.get("preferred_chunks")
+    if isinstance(chunks, tuple) and tuple(chunks[:2]) != (1, 1):
+        problems.append(f"signal must be stored in (1, 1, L) chunks, is {chunks}")
+    return problems
+
+
+def store_path(ds_or_path) -> Path:
+    """The store path of an opened Dataset (its ``source``) or a path given directly."""
+    if isinstance(ds_or_path, xr.Dataset | xr.DataArray):
+        src = ds_or_path.attrs.get("source") or ds_or_path.encoding.get("source")
+        if not src:
+            raise StoreNotFoundError("this dataset was not opened from a store; pass the store path instead")
+        return Path(src)
+    return Path(os.fspath(ds_or_path))

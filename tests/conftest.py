@@ -1,0 +1,60 @@
+"""Shared fixtures: real-data locations, small stores, and a dask scheduler that forbids computing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dask
+import pytest
+
+import epitensor as et
+
+SHARED_DATA = Path(os.environ.get("EPITENSOR_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+def shared_path(*parts) -> Path:
+    """A path under ../shared/data, skipping the test with a reason when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} is absent (clone with ../shared beside the repo)")
+    return path
+
+
+@pytest.fixture
+def roadmap_dir() -> Path:
+    return shared_path("roadmap_pilot")
+
+
+@pytest.fixture
+def bigwig_dir() -> Path:
+    return shared_path("bigwig")
+
+
+@pytest.fixture
+def encode_core() -> Path:
+    return shared_path("encode", "ENCODE2018Core.tsv")
+
+
+@pytest.fixture
+def annotations_dir() -> Path:
+    return shared_path("annotations")
+
+
+@pytest.fixture
+def small_ds(tmp_path):
+    """A small synthetic store: 6 biosamples x 4 assays x 20,000 bins, half the tracks observed."""
+    return et.datasets.synthetic(tmp_path / "small.zarr", n_biosamples=6, n_assays=4, n_positions=20_000, missing=0.5, seed=3)
+
+
+class _ForbidCompute:
+    """A dask scheduler that fails if anything is computed (xarray's raise_if_dask_computes)."""
+
+    def __call__(self, dsk, keys, **kwargs):
+        raise RuntimeError("dask computed something where the operation must stay lazy")
+
+
+@pytest.fixture
+def no_compute():
+    with dask.config.set(scheduler=_ForbidCompute()):
+        yield
