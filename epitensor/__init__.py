@@ -25,7 +25,7 @@ from .exceptions import (
 )
 from .genome import Genome
 from .regions import Region, parse_region
-from .store import create_store, open_dataset, validate, write_track
+from .store import TrackWriter, create_store, open_dataset, validate, write_track
 
 __version__ = "0.1.0"
 
@@ -40,6 +40,7 @@ __all__ = [
     "RegionError",
     "SchemaError",
     "StoreNotFoundError",
+    "TrackWriter",
     "create_store",
     "datasets",
     "open_dataset",

@@ -201,6 +201,63 @@ def label_index(labels, wanted, kind: str) -> np.ndarray:
     return pos
 
 
+class TrackWriter:
+    """Writes tracks into an open store, resolving labels and the genome once.
+
+    Use it to write many tracks; :func:`write_track` writes one.
+
+    Parameters
+    ----------
+    path : str or Path
+        An epitensor store.
+
+    Examples
+    --------
+    >>> writer = TrackWriter("compendium.zarr")                     # doctest: +SKIP
+    >>> writer.write("HepG2", "H3K27ac", values, contig="chr21")    # doctest: +SKIP
+    >>> writer.mark_observed([("HepG2", "H3K27ac")])                # doctest: +SKIP
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.root = _open_group(path, mode="r+")
+        self.genome = Genome.from_attrs(self.root.attrs)
+        self.biosamples = pd.Index(np.asarray(self.root["biosample"][:], dtype=object))
+        self.assays = pd.Index(np.asarray(self.root["assay"][:], dtype=object))
+
+    def write(self, biosample: str, assay: str, values, contig: str | None = None, variable: str = "signal") -> None:
+        """Write ``values`` for one contig (or the whole axis) of one track; see :func:`write_track`."""
+        b = label_index(self.biosamples, biosample, "biosample")[0]
+        a = label_index(self.assays, assay, "assay")[0]
+        values = np.asarray(values)
+        if values.ndim != 1 or not np.issubdtype(values.dtype, np.number):
+            raise DataError(f"track {biosample}/{assay}: values must be a 1-D numeric array, got {values.dtype} with shape {values.shape}")
+        first, end = (0, self.genome.n_positions) if contig is None else self.genome.contig_bins(contig)
+        if values.shape[0] != end - first:
+            where = contig or "the whole genome axis"
+            raise DataError(f"track {biosample}/{assay}: expected {end - first:,} bins for {where}, got {values.shape[0]:,}")
+        values = values.astype(np.float32)
+        inside = genome_mask(self.genome, first, end)
+        if not np.isfinite(values[inside]).all():
+            raise DataError(f"track {biosample}/{assay}: values contain NaN or infinite numbers; clean them (NaN coverage is 0)")
+        values[~inside] = np.nan  # padding between contigs never holds data
+        if variable not in self.root:
+            add_track_variable(self.path, variable)
+            self.root = _open_group(self.path, mode="r+")
+        self.root[variable][b, a, first:end] = values
+
+    def mark_observed(self, pairs, value: bool = True) -> None:
+        """Set ``observed`` for (biosample, assay) ``pairs``."""
+        pairs = list(pairs)
+        if not pairs:
+            return
+        b = label_index(self.biosamples, [p[0] for p in pairs], "biosample")
+        a = label_index(self.assays, [p[1] for p in pairs], "assay")
+        obs = self.root["observed"][:]
+        obs[b, a] = value
+        self.root["observed"][:] = obs
+
+
 def write_track(path, biosample: str, assay: str, values, contig: str | None = None, *, variable: str = "signal", mark_observed: bool = True) -> None:
     """Write one track (or one contig of it) into the store and mark it observed.
 
@@ -212,38 +269,35 @@ def write_track(path, biosample: str, assay: str, values, contig: str | None = N
         Labels of the track; both must exist in the store.
     values : array-like of float
         Binned, transformed values: ``n_bins(contig)`` values for one contig, or ``n_positions``
-        values for the whole axis when ``contig`` is None. Must be finite.
+        values for the whole axis when ``contig`` is None (padding between contigs is ignored).
+        Must be finite.
     contig : str, optional
         Contig the values cover.
     variable : str, default "signal"
         Track variable to write (``signal`` or ``held_out``).
     mark_observed : bool, default True
         Set ``observed[biosample, assay]`` (only for ``signal``).
+
+    Raises
+    ------
+    LabelError
+        Unknown biosample or assay (the message lists the known ones).
+    DataError
+        Wrong length, non-numeric, NaN or infinite values.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, epitensor as et
+    >>> g = et.Genome.single_contig("pilot", 1000)
+    >>> path = et.create_store(tempfile.mkdtemp() + "/s.zarr", ["E003"], ["H3K4me3"], g)
+    >>> write_track(path, "E003", "H3K4me3", np.ones(1000), "pilot")
+    >>> bool(et.open_dataset(path).observed.sel(biosample="E003", assay="H3K4me3"))
+    True
     """
-    root = _open_group(path, mode="r+")
-    genome = Genome.from_attrs(root.attrs)
-    b = label_index(root["biosample"][:], biosample, "biosample")[0]
-    a = label_index(root["assay"][:], assay, "assay")[0]
-    values = np.asarray(values)
-    if values.ndim != 1 or not np.issubdtype(values.dtype, np.number):
-        raise DataError(f"track {biosample}/{assay}: values must be a 1-D numeric array, got {values.dtype} with shape {values.shape}")
-    if contig is None:
-        first, end = 0, genome.n_positions
-    else:
-        first, end = genome.contig_bins(contig)
-    if values.shape[0] != end - first:
-        where = contig or "the whole genome axis"
-        raise DataError(f"track {biosample}/{assay}: expected {end - first:,} bins for {where}, got {values.shape[0]:,}")
-    values = values.astype(np.float32)
-    inside = genome_mask(genome, first, end)
-    if not np.isfinite(values[inside]).all():
-        raise DataError(f"track {biosample}/{assay}: values contain NaN or infinite numbers; clean them (NaN coverage is 0)")
-    values[~inside] = np.nan  # padding between contigs never holds data
-    if variable not in root:
-        add_track_variable(path, variable)
-    root[variable][b, a, first:end] = values
+    writer = TrackWriter(path)
+    writer.write(biosample, assay, values, contig, variable)
     if mark_observed and variable == "signal":
-        set_observed(path, [(biosample, assay)], True)
+        writer.mark_observed([(biosample, assay)])
 
 
 def genome_mask(genome: Genome, first: int, end: int) -> np.ndarray:
@@ -259,15 +313,7 @@ def genome_mask(genome: Genome, first: int, end: int) -> np.ndarray:
 
 def set_observed(path, pairs, value: bool = True) -> None:
     """Set ``observed`` for (biosample, assay) ``pairs`` of a store."""
-    root = _open_group(path, mode="r+")
-    pairs = list(pairs)
-    if not pairs:
-        return
-    b = label_index(root["biosample"][:], [p[0] for p in pairs], "biosample")
-    a = label_index(root["assay"][:], [p[1] for p in pairs], "assay")
-    obs = root["observed"][:]
-    obs[b, a] = value
-    root["observed"][:] = obs
+    TrackWriter(path).mark_observed(pairs, value)
 
 
 def open_dataset(path, chunks=None) -> xr.Dataset:

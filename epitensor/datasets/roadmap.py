@@ -17,7 +17,7 @@ import xarray as xr
 
 from ..exceptions import DataError, DownloadError, LabelError
 from ..genome import Genome
-from ..store import create_store, open_dataset, set_observed, write_track
+from ..store import TrackWriter, create_store, open_dataset
 
 BIOSAMPLES = {
     "E003": "H1 embryonic stem cells",
@@ -141,12 +141,12 @@ def roadmap_pilot(
     store = Path(store) if store is not None else Path(tempfile.mkdtemp(prefix="epitensor-roadmap-")) / "roadmap.zarr"
     genome = Genome.single_contig("pilot", length, assembly="hg19-pilot")
     create_store(store, BIOSAMPLES, {a: "histone" for a in ASSAYS}, genome, overwrite=overwrite)
+    writer = TrackWriter(store)
     for (b, a), values in tracks.items():
         if (b, a) in hidden and not keep_held_out:
             continue
-        variable = "held_out" if (b, a) in hidden else "signal"
-        write_track(store, b, a, values[:length], "pilot", variable=variable, mark_observed=False)
-    set_observed(store, [p for p in tracks if p not in hidden])
+        writer.write(b, a, values[:length], "pilot", "held_out" if (b, a) in hidden else "signal")
+    writer.mark_observed([p for p in tracks if p not in hidden])
     return open_dataset(store)
 
 

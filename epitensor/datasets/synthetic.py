@@ -18,7 +18,7 @@ import xarray as xr
 
 from ..exceptions import DataError
 from ..genome import Genome
-from ..store import create_store, open_dataset, set_observed, write_track
+from ..store import TrackWriter, create_store, open_dataset
 
 _PEAK_ASSAYS = ["H3K4me3", "H3K27ac", "H3K9ac", "H3K4me2", "CTCF", "POLR2A", "EP300", "DNase-seq"]
 _BROAD_ASSAYS = ["H3K27me3", "H3K36me3", "H3K9me3", "H3K4me1", "H3K79me2", "H4K20me1"]
@@ -51,6 +51,36 @@ def _programs(rng, n_positions: int, n_peak: int, n_domain: int) -> np.ndarray:
     return progs / np.maximum(progs.max(axis=1, keepdims=True), 1e-9)
 
 
+class _Latent:
+    """Planted structure: per-track loadings on the genome programs, and a background level."""
+
+    def __init__(self, n_biosamples, n_assays, n_positions, n_groups, seed):
+        rng = np.random.default_rng(seed)
+        n_peak, n_domain = 4, 3
+        self.programs = _programs(rng, n_positions, n_peak, n_domain)
+        self.assays = _assay_names(n_assays)
+        # assay loadings: peak assays on peak programs, broad assays on domain programs
+        A = np.zeros((n_assays, n_peak + n_domain))
+        for i, (_, peak) in enumerate(self.assays):
+            idx = slice(0, n_peak) if peak else slice(n_peak, n_peak + n_domain)
+            A[i, idx] = rng.gamma(1.0, 1.0, A[i, idx].shape[0])
+        # biosample loadings: cell-type groups share a profile, members vary around it
+        group = rng.integers(0, n_groups, n_biosamples)
+        k = n_peak + n_domain
+        profiles = rng.gamma(1.2, 1.0, (n_groups, k)) * (rng.random((n_groups, k)) < 0.8)
+        B = profiles[group] * rng.lognormal(0.0, 0.2, (n_biosamples, k))
+        self.loadings = B[:, None, :] * (A * rng.uniform(2.0, 6.0, n_assays)[:, None])[None, :, :]
+        self.background = rng.gamma(1.0, 0.3, n_assays)
+        self.seed = seed
+
+    def track(self, b: int, a: int, noise: float) -> np.ndarray:
+        """arcsinh-scale values of track (b, a); its noise is seeded by (seed, b, a)."""
+        raw = self.loadings[b, a] @ self.programs + self.background[a]
+        values = np.arcsinh(np.maximum(raw, 0) ** 1.3)
+        values += noise * np.random.default_rng([self.seed, b, a]).standard_normal(values.shape)
+        return np.maximum(values, 0).astype(np.float32)
+
+
 def synthetic_tensor(n_biosamples=12, n_assays=8, n_positions=50_000, *, n_groups=3, noise=0.15, seed=0):
     """The full (biosample, assay, position) float32 tensor on the arcsinh scale, and assay kinds.
 
@@ -58,26 +88,16 @@ def synthetic_tensor(n_biosamples=12, n_assays=8, n_positions=50_000, *, n_group
     -------
     values : ndarray, shape (n_biosamples, n_assays, n_positions)
     assays : list of (name, is_peak_like)
+
+    Examples
+    --------
+    >>> values, assays = synthetic_tensor(3, 2, 1000, seed=0)
+    >>> values.shape, assays[0]
+    ((3, 2, 1000), ('H3K4me3', True))
     """
-    rng = np.random.default_rng(seed)
-    n_peak, n_domain = 4, 3
-    progs = _programs(rng, n_positions, n_peak, n_domain)
-    assays = _assay_names(n_assays)
-    # assay loadings: peak assays on peak programs, broad assays on domain programs
-    A = np.zeros((n_assays, n_peak + n_domain))
-    for i, (_, peak) in enumerate(assays):
-        idx = slice(0, n_peak) if peak else slice(n_peak, n_peak + n_domain)
-        A[i, idx] = rng.gamma(1.0, 1.0, A[i, idx].shape[0])
-    # biosample loadings: cell-type groups share a profile, members vary around it
-    group = rng.integers(0, n_groups, n_biosamples)
-    profiles = rng.gamma(1.2, 1.0, (n_groups, n_peak + n_domain)) * (rng.random((n_groups, n_peak + n_domain)) < 0.8)
-    B = profiles[group] * rng.lognormal(0.0, 0.2, (n_biosamples, n_peak + n_domain))
-    strength = rng.uniform(2.0, 6.0, n_assays)
-    raw = np.einsum("bk,ak,kp->bap", B, A * strength[:, None], progs, optimize=True)
-    raw += rng.gamma(1.0, 0.3, n_assays)[None, :, None]  # background level per assay
-    values = np.arcsinh(np.maximum(raw, 0) ** 1.3)
-    values += noise * rng.standard_normal(values.shape)
-    return np.maximum(values, 0).astype(np.float32), assays
+    latent = _Latent(n_biosamples, n_assays, n_positions, n_groups, seed)
+    values = np.stack([np.stack([latent.track(b, a, noise) for a in range(n_assays)]) for b in range(n_biosamples)])
+    return values, latent.assays
 
 
 def synthetic(
@@ -92,6 +112,8 @@ def synthetic(
     biosamples=None,
     assays=None,
     keep_held_out: bool = True,
+    n_groups: int = 3,
+    noise: float = 0.15,
     seed: int = 0,
     overwrite: bool = True,
 ) -> xr.Dataset:
@@ -117,6 +139,10 @@ def synthetic(
         Labels; default ``B00, B01, ...`` and realistic mark names.
     keep_held_out : bool, default True
         Write the true values of unobserved tracks into the ``held_out`` variable, for evaluation.
+    n_groups : int, default 3
+        Number of cell-type groups whose biosamples share their loadings.
+    noise : float, default 0.15
+        Standard deviation of the Gaussian noise added on the arcsinh scale.
     seed : int, default 0
         Everything is deterministic given the seed.
     overwrite : bool, default True
@@ -144,31 +170,28 @@ def synthetic(
         n_positions = sum(genome.n_bins(c) for c in genome.contigs)
     else:
         genome = Genome.single_contig("synthetic", n_positions, assembly="synthetic")
-    values, kinds = synthetic_tensor(n_biosamples, n_assays, n_positions, seed=seed)
+    latent = _Latent(n_biosamples, n_assays, n_positions, n_groups, seed)
     rng = np.random.default_rng(seed + 1)
     if mask is None:
         if not 0.0 <= missing < 1.0:
             raise DataError(f"missing must be in [0, 1), got {missing}")
         mask = _draw_mask(rng, n_biosamples, n_assays, missing)
     biosamples = list(biosamples) if biosamples is not None else [f"B{i:02d}" for i in range(n_biosamples)]
-    assay_names = list(assays) if assays is not None else [k[0] for k in kinds]
+    assay_names = list(assays) if assays is not None else [k[0] for k in latent.assays]
     if len(biosamples) != n_biosamples or len(assay_names) != n_assays:
         raise DataError(f"got {len(biosamples)} biosample and {len(assay_names)} assay labels for a {n_biosamples} x {n_assays} tensor")
     store = Path(store) if store is not None else Path(tempfile.mkdtemp(prefix="epitensor-synthetic-")) / "synthetic.zarr"
     create_store(store, biosamples, assay_names, genome, overwrite=overwrite)
+    writer = TrackWriter(store)
     for b, a in zip(*np.nonzero(mask | keep_held_out)):
-        variable = "signal" if mask[b, a] else "held_out"
-        _write_over_genome(store, genome, biosamples[b], assay_names[a], values[b, a], variable)
-    set_observed(store, [(biosamples[b], assay_names[a]) for b, a in zip(*np.nonzero(mask))])
+        values, offset = latent.track(b, a, noise), 0
+        for contig in genome.contigs:
+            n = genome.n_bins(contig)
+            variable = "signal" if mask[b, a] else "held_out"
+            writer.write(biosamples[b], assay_names[a], values[offset : offset + n], contig, variable)
+            offset += n
+    writer.mark_observed([(biosamples[b], assay_names[a]) for b, a in zip(*np.nonzero(mask))])
     return open_dataset(store)
-
-
-def _write_over_genome(store, genome, biosample, assay, values, variable):
-    offset = 0
-    for contig in genome.contigs:
-        n = genome.n_bins(contig)
-        write_track(store, biosample, assay, values[offset : offset + n], contig, variable=variable, mark_observed=False)
-        offset += n
 
 
 def _draw_mask(rng, n_biosamples: int, n_assays: int, missing: float) -> np.ndarray:

@@ -1,0 +1,181 @@
+"""The zarr store: schema round trip, zero bytes for missing tracks, laziness, bad input."""
+
+import numpy as np
+import pytest
+import xarray as xr
+from dask.core import flatten
+
+import epitensor as et
+from epitensor.store import TrackWriter, add_track_variable, set_observed
+
+
+@pytest.fixture
+def genome():
+    return et.Genome.from_assembly("hg38", contigs=["chr21", "chr22"], chunk_bins=100_000)
+
+
+@pytest.fixture
+def store(tmp_path, genome):
+    return et.create_store(
+        tmp_path / "c.zarr",
+        {"HepG2": "liver carcinoma", "K562": "leukaemia", "GM12878": "lymphoblastoid"},
+        {"H3K27ac": "histone", "CTCF": "tf", "DNase-seq": "accessibility"},
+        genome,
+    )
+
+
+def test_schema_round_trip(store, genome):
+    rng = np.random.default_rng(0)
+    values = rng.gamma(1.0, 1.0, genome.n_bins("chr21")).astype(np.float32)
+    et.write_track(store, "K562", "CTCF", values, "chr21")
+    ds = et.open_dataset(store)
+    assert ds.signal.dims == ("biosample", "assay", "position")
+    assert ds.signal.dtype == np.float32
+    assert ds.signal.shape == (3, 3, genome.n_positions)
+    assert list(ds.biosample.values) == ["HepG2", "K562", "GM12878"]
+    assert list(ds.assay_category.values) == ["histone", "tf", "accessibility"]
+    assert ds.biosample_summary.sel(biosample="HepG2").item() == "liver carcinoma"
+    assert ds.attrs["assembly"] == "hg38" and ds.attrs["bin_size"] == 25 and ds.attrs["transform"] == "arcsinh"
+    assert ds.epi.genome == genome
+    assert ds.observed.sel(biosample="K562", assay="CTCF").item() is True
+    assert int(ds.observed.sum()) == 1
+    first, end = genome.contig_bins("chr21")
+    np.testing.assert_array_equal(ds.signal.sel(biosample="K562", assay="CTCF")[first:end].values, values)
+    # chr22 of that track was never written, nor any other track
+    assert np.isnan(ds.signal.sel(biosample="K562", assay="CTCF").epi.region("chr22").values).all()
+    assert np.isnan(ds.signal.sel(biosample="HepG2").values).all()
+    # genome attrs travel with the DataArray
+    assert et.Genome.from_attrs(ds.signal.attrs) == genome
+
+
+def test_unobserved_tracks_write_no_chunk_files(store, genome):
+    et.write_track(store, "HepG2", "H3K27ac", np.ones(genome.n_bins("chr22")), "chr22")
+    chunk_files = [p for p in (store / "signal").rglob("*") if p.is_file() and p.name != "zarr.json"]
+    n_chunks_chr22 = -(-genome.n_bins("chr22") // genome.chunk_bins)
+    assert len(chunk_files) == n_chunks_chr22
+    # every chunk belongs to the one observed track (biosample 0, assay 0)
+    assert all(p.relative_to(store / "signal").parts[1:3] == ("0", "0") for p in chunk_files)
+
+
+def test_whole_axis_write_ignores_padding(store, genome):
+    values = np.full(genome.n_positions, 2.0, dtype=np.float32)
+    et.write_track(store, "GM12878", "DNase-seq", values)
+    da = et.open_dataset(store).signal.sel(biosample="GM12878", assay="DNase-seq").values
+    inside = ~np.isnan(da)
+    assert inside.sum() == genome.n_bins("chr21") + genome.n_bins("chr22")
+    assert (da[inside] == 2.0).all()
+
+
+def test_open_and_region_are_lazy(store, genome, no_compute):
+    ds = et.open_dataset(store)
+    sel = ds.signal.epi.region("chr22:1,000,000-2,000,000").sel(biosample="HepG2", assay="H3K27ac")
+    assert sel.sizes["position"] == 40_000
+    assert isinstance(sel.data, type(ds.signal.data))  # still a dask array
+    assert ds.epi.tracks().empty  # observed is in memory: no compute needed
+    with pytest.raises(RuntimeError, match="must stay lazy"):
+        sel.load()
+
+
+def test_region_costs_chunks_of_the_region_only(tmp_path):
+    g = et.Genome.from_assembly("hg38")
+    path = et.create_store(tmp_path / "g.zarr", ["A", "B"], ["H3K4me3", "H3K27me3"], g)
+    da = et.open_dataset(path).signal
+    assert da.data.npartitions == 4 * -(-g.n_positions // g.chunk_bins)  # > 12,000 chunks genome-wide
+    one = da.epi.region("chr20:1,000,000-2,000,000").sel(biosample="A", assay="H3K4me3")
+    assert one.data.npartitions == 1  # chr20 starts on a chunk boundary; 1 Mb = one 40,000-bin chunk
+    keys = set(flatten(one.data.__dask_keys__()))
+    assert len(dict(one.data.__dask_graph__().cull(keys))) <= 4
+
+
+def test_add_track_variable_has_signal_layout(store):
+    add_track_variable(store, "imputed")
+    ds = et.open_dataset(store)
+    assert ds.imputed.dims == ds.signal.dims and ds.imputed.encoding["chunks"] == ds.signal.encoding["chunks"]
+    with pytest.raises(et.SchemaError, match="already has"):
+        add_track_variable(store, "imputed")
+
+
+def test_track_writer_marks_observed(store, genome):
+    w = TrackWriter(store)
+    w.write("HepG2", "CTCF", np.zeros(genome.n_bins("chr21")), "chr21")
+    w.mark_observed([("HepG2", "CTCF"), ("K562", "CTCF")])
+    set_observed(store, [("K562", "CTCF")], False)
+    obs = et.open_dataset(store).observed
+    assert obs.sel(biosample="HepG2", assay="CTCF") and not obs.sel(biosample="K562", assay="CTCF")
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_duplicate_labels_rejected(tmp_path, genome):
+    with pytest.raises(et.LabelError, match="duplicated.*HepG2"):
+        et.create_store(tmp_path / "d.zarr", ["HepG2", "HepG2"], ["CTCF"], genome)
+    with pytest.raises(et.LabelError, match="assay labels must be unique"):
+        et.create_store(tmp_path / "d.zarr", ["HepG2"], ["CTCF", "CTCF"], genome)
+
+
+def test_bad_label_inputs(tmp_path, genome):
+    with pytest.raises(et.LabelError, match="list of names"):
+        et.create_store(tmp_path / "d.zarr", "HepG2", ["CTCF"], genome)
+    with pytest.raises(et.LabelError, match="categories"):
+        et.create_store(tmp_path / "d.zarr", ["HepG2"], {"CTCF": "protein"}, genome)
+
+
+def test_existing_path_needs_overwrite(store, genome):
+    with pytest.raises(et.SchemaError, match="overwrite=True"):
+        et.create_store(store, ["X"], ["Y"], genome)
+    et.create_store(store, ["X"], ["Y"], genome, overwrite=True)
+    assert list(et.open_dataset(store).biosample.values) == ["X"]
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (np.array(["a"] * 10), "1-D numeric"),
+        (np.zeros((2, 5)), "1-D numeric"),
+        (np.zeros(7), "expected"),
+        (np.r_[np.zeros(1), np.nan], "NaN or infinite"),
+        (np.r_[np.zeros(1), np.inf], "NaN or infinite"),
+    ],
+)
+def test_write_track_rejects_bad_values(tmp_path, values, message):
+    g = et.Genome.single_contig("pilot", values.shape[-1] if message != "expected" else 10)
+    path = et.create_store(tmp_path / "v.zarr", ["E003"], ["H3K4me3"], g)
+    with pytest.raises(et.DataError, match=message):
+        et.write_track(path, "E003", "H3K4me3", values, "pilot")
+    assert not et.open_dataset(path).observed.any()
+
+
+def test_unknown_labels_list_the_known_ones(store, genome):
+    with pytest.raises(et.LabelError, match="known biosamples: HepG2, K562, GM12878"):
+        et.write_track(store, "HeLa", "CTCF", np.zeros(genome.n_bins("chr21")), "chr21")
+
+
+def test_opening_a_path_that_is_not_a_store(tmp_path):
+    with pytest.raises(et.StoreNotFoundError, match="no epitensor store"):
+        et.open_dataset(tmp_path / "missing.zarr")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "x.txt").write_text("hello")
+    with pytest.raises(et.StoreNotFoundError):
+        et.open_dataset(tmp_path / "plain")
+    xr.Dataset({"a": ("x", [1, 2])}).to_zarr(tmp_path / "other.zarr", zarr_format=3, consolidated=False)
+    with pytest.raises(et.StoreNotFoundError, match="not an epitensor store"):
+        et.open_dataset(tmp_path / "other.zarr")
+
+
+def test_validate_names_the_broken_rule(store):
+    ds = et.open_dataset(store)
+    assert et.validate(ds) is ds
+    with pytest.raises(et.SchemaError, match="float32"):
+        et.validate(ds.assign(signal=ds.signal.astype("float64")))
+    with pytest.raises(et.SchemaError, match="dims"):
+        et.validate(ds.assign(signal=ds.signal.transpose("assay", "biosample", "position")))
+    with pytest.raises(et.SchemaError, match="observed"):
+        et.validate(ds.drop_vars("observed"))
+    with pytest.raises(et.SchemaError, match="contig table"):
+        et.validate(ds.isel(position=slice(0, 10)))
+    with pytest.raises(et.SchemaError, match="transform"):
+        et.validate(ds.assign_attrs(transform="log"))
+    dup = ds.assign_coords(biosample=["A", "A", "B"])
+    with pytest.raises(et.SchemaError, match="not unique"):
+        et.validate(dup)
+    with pytest.raises(et.SchemaError, match="no 'signal'"):
+        et.validate(ds.drop_vars("signal"))
