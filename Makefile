@@ -7,6 +7,8 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Real sample data: ../shared/data beside the repository when it is there (else the demo downloads).
+export EPITENSOR_DATA ?= $(if $(wildcard ../shared/data/roadmap_pilot),$(abspath ../shared/data),)
 
 .PHONY: demo test install lint tutorials benchmarks clean
 

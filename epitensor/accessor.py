@@ -56,12 +56,15 @@ class _EpiBase:
         >>> import epitensor as et
         >>> ds = et.datasets.synthetic(n_biosamples=3, n_assays=2, n_positions=8_000, seed=1)
         >>> da = ds.signal.epi.region("synthetic:1kb-2kb")
-        >>> da.sizes["position"], int(da.start[0]), da.chrom.values[0]
+        >>> da.sizes["position"], int(da.start[0]), da.chrom.item()
         (40, 1000, 'synthetic')
         """
         genome = self.genome
         parts = [self._select(r, genome) for r in as_regions(region, genome)]
-        return parts[0] if len(parts) == 1 else xr.concat(parts, dim="position")
+        if len(parts) == 1:
+            return parts[0]
+        parts = [p.assign_coords(chrom=("position", np.full(p.sizes["position"], p.chrom.item()))) for p in parts]
+        return xr.concat(parts, dim="position")
 
     def _select(self, region: Region, genome: Genome):
         lo, hi = region_bins(region, genome)
@@ -79,11 +82,9 @@ class _EpiBase:
         pos = np.arange(lo, hi, dtype=np.int64)
         start = (pos - first) * genome.bin_size
         end = np.minimum(start + genome.bin_size, genome.length(region.contig))
+        # chrom is a scalar coordinate (cheap); xr.concat of several regions spreads it along position
         return obj.isel(position=slice(lo, hi)).assign_coords(
-            position=pos,
-            chrom=("position", np.full(hi - lo, region.contig, dtype=object)),
-            start=("position", start),
-            end=("position", end),
+            position=pos, chrom=region.contig, start=("position", start), end=("position", end)
         )
 
     # ------------------------------------------------------------------ tracks

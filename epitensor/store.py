@@ -348,9 +348,11 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
     ('biosample', 'assay', 'position')
     """
     _open_group(path)  # clear errors for a wrong path
-    ds = xr.open_zarr(str(path), chunks={} if chunks is None else chunks, consolidated=False, zarr_format=3)
+    # inline_array=True keeps the zarr array inside the tasks: no legacy layer, so dask culls a
+    # selection without enumerating every chunk of the genome-wide array
+    ds = _open_zarr(path, chunks={} if chunks is None else chunks, inline_array=True)
     small = [n for n, v in ds.variables.items() if "position" not in v.dims and not _is_big(v)]
-    eager = xr.open_zarr(str(path), chunks=None, consolidated=False, zarr_format=3)[small].load()
+    eager = _open_zarr(path, chunks=None)[small].load()
     ds = ds.assign_coords({n: eager[n] for n in small if n in ds.coords})
     ds = ds.assign({n: eager[n] for n in small if n in ds.data_vars})
     if "observed" in ds.data_vars:
@@ -361,6 +363,10 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
     ds.attrs["source"] = str(path)
     validate(ds)
     return ds
+
+
+def _open_zarr(path, **kwargs) -> xr.Dataset:
+    return xr.open_dataset(str(path), engine="zarr", consolidated=False, zarr_format=3, **kwargs)
 
 
 def _is_big(v) -> bool:
