@@ -25,20 +25,24 @@ GENOME = et.Genome("test", list(CHROMS), list(CHROMS.values()), chunk_bins=1_000
 REPO = Path(__file__).resolve().parents[1]
 
 
-def expected_bins(bw_path, chrom: str, transform: str = "arcsinh", bin_size: int = 25) -> np.ndarray:
-    """Independent computation: pyBigWig.values -> NaN to 0 -> padded bin means -> transform."""
+def expected_bins(bw_path, chrom: str, transform: str = "arcsinh", bin_size: int = 25, bins=None) -> np.ndarray:
+    """Independent computation: pyBigWig.values -> NaN to 0 -> padded bin means -> transform.
+
+    ``bins=(lo, hi)`` restricts it to bins ``[lo, hi)`` of the contig (default: all of them).
+    """
     bw = pyBigWig.open(str(bw_path))
     try:
         length = bw.chroms(chrom)
-        values = np.nan_to_num(bw.values(chrom, 0, length, numpy=True).astype(np.float64))
+        lo, hi = bins if bins is not None else (0, -(-length // bin_size))
+        start, end = lo * bin_size, min(hi * bin_size, length)
+        values = np.nan_to_num(bw.values(chrom, start, end, numpy=True).astype(np.float64))
     finally:
         bw.close()
-    n = -(-length // bin_size)
-    padded = np.zeros(n * bin_size)
-    padded[:length] = values
-    counts = np.full(n, float(bin_size))
-    counts[-1] = length - (n - 1) * bin_size
-    means = padded.reshape(n, bin_size).sum(axis=1) / counts
+    padded = np.zeros((hi - lo) * bin_size)
+    padded[: end - start] = values
+    counts = np.full(hi - lo, float(bin_size))
+    counts[-1] = end - (hi - 1) * bin_size
+    means = padded.reshape(hi - lo, bin_size).sum(axis=1) / counts
     return (np.arcsinh(means) if transform == "arcsinh" else means).astype(np.float32)
 
 
@@ -299,14 +303,17 @@ def test_real_h1_bins_equal_numpy(bigwig_dir, tmp_path):
         assert inspect_bigwig(path).chroms == {"chr6": 171_115_067}
         lo, hi = 31_125_000 // 25, 31_146_000 // 25
         got = np.concatenate([read_bins(path, "chr6", 171_115_067, a, min(a + 160, hi)) for a in range(lo, hi, 160)])
-        np.testing.assert_allclose(got, expected_bins(path, "chr6")[lo:hi], rtol=1e-6, atol=0)
+        np.testing.assert_allclose(got, expected_bins(path, "chr6", bins=(lo, hi)), rtol=1e-6, atol=0)
         assert (got > 0).any()
     # two of them through the whole ingest path, over all of chr6
     files = [bigwig_dir / f"H1_{n}.bw" for n in ("k27ac", "Nanog")]
     m = pd.DataFrame({"biosample": ["H1", "H1"], "assay": ["H3K27ac", "NANOG"], "path": [str(f) for f in files]})
     store = et.ingest(m, tmp_path / "h1.zarr", assembly="hg19", chroms=["6"], workers=2, progress=False)
+    lo, hi = 31_125_000 // 25, 31_146_000 // 25
     for assay, f in zip(m.assay, files):
-        np.testing.assert_allclose(contig_values(store, "H1", assay, "chr6"), expected_bins(f, "chr6"), rtol=1e-6, atol=0)
+        got = contig_values(store, "H1", assay, "chr6")
+        np.testing.assert_allclose(got[lo:hi], expected_bins(f, "chr6", bins=(lo, hi)), rtol=1e-6, atol=0)
+        assert got.size == 6_844_603 and not got[:lo].any() and not got[hi:].any()  # no signal outside the window
 
 
 @pytest.mark.shared_data
