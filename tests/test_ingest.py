@@ -214,7 +214,7 @@ def test_nan_found_mid_run_names_file_and_contig(tmp_path, manifest, monkeypatch
     """Files without a total summary are checked chunk by chunk; the bad piece is not recorded."""
     nan_bw = write_bigwig(tmp_path / "nan.bw", CHROMS, {"chr2": ([0, 10], [10, 20], [1.0, float("nan")])})
     with pytest.raises(et.DataError, match=r"nan.bw: NaN values in chr2:0-25,000"):
-        read_bins(nan_bw, "chr2", CHROMS["chr2"], 0, 1000, check_nan=True)
+        read_bins(nan_bw, "chr2", CHROMS["chr2"], 0, 1000, check=True)
     from epitensor.io import ingestion as ingest_module
 
     real = ingest_module.inspect_bigwig

@@ -168,7 +168,7 @@ def match_contigs(info: BigWigInfo, genome: Genome, missing: str = "error") -> d
     return out
 
 
-def base_values(bw, chrom: str | None, start: int, end: int, *, label: str = "", check_nan: bool = False) -> np.ndarray:
+def base_values(bw, chrom: str | None, start: int, end: int, *, label: str = "", check: bool = True) -> np.ndarray:
     """Base-level float32 values of ``[start, end)`` with no coverage (NaN) as 0.
 
     Parameters
@@ -180,27 +180,28 @@ def base_values(bw, chrom: str | None, start: int, end: int, *, label: str = "",
         0-based half-open bp.
     label : str
         File name used in errors.
-    check_nan : bool, default False
-        Also detect NaN values stored in the file (indistinguishable from no coverage in
-        ``values``) by comparing the covered bases with the non-NaN ones; needed only for files
-        without a total summary (see :func:`inspect_bigwig`).
+    check : bool, default True
+        Look for infinite values, and for NaN values stored in the file (indistinguishable from
+        no coverage in ``values``: found by comparing covered bases with non-NaN ones). Ingestion
+        turns this off for files whose total summary is finite (see :func:`inspect_bigwig`),
+        which proves there are none.
 
     Raises
     ------
     DataError
-        Infinite values, or (with ``check_nan``) NaN values stored in the file.
+        NaN or infinite values stored in the file (with ``check``).
     """
     if bw is None or chrom is None:
         return np.zeros(end - start, dtype=np.float32)
     values = bw.values(chrom, start, end, numpy=True)
     nan = np.isnan(values)
-    if check_nan:
+    if check:
         covered = bw.stats(chrom, start, end, type="coverage", exact=True)[0] or 0.0
-        if round(covered * (end - start)) != (end - start) - int(nan.sum()):
+        if round(covered * (end - start)) != (end - start) - int(np.count_nonzero(nan)):
             _raise_non_finite(label, chrom, start, end, "NaN")
+        if np.isinf(values).any():
+            _raise_non_finite(label, chrom, start, end, "infinite")
     values[nan] = 0.0
-    if np.isinf(values).any():
-        _raise_non_finite(label, chrom, start, end, "infinite")
     return values
 
 
@@ -221,7 +222,8 @@ def bin_means(values: np.ndarray, bin_size: int) -> np.ndarray:
     """
     n = values.shape[0]
     full = n // bin_size
-    sums = values[: full * bin_size].reshape(full, bin_size).sum(axis=1, dtype=np.float64) / bin_size
+    # einsum sums each row in float64 without a float64 copy of the values (faster than .sum)
+    sums = np.einsum("ij->i", values[: full * bin_size].reshape(full, bin_size), dtype=np.float64) / bin_size
     if n > full * bin_size:
         tail = values[full * bin_size :].sum(dtype=np.float64) / (n - full * bin_size)
         sums = np.concatenate([sums, [tail]])
@@ -246,7 +248,7 @@ def read_bins(
     *,
     bin_size: int = 25,
     transform: str = "arcsinh",
-    check_nan: bool = False,
+    check: bool = True,
     bw=None,
 ) -> np.ndarray:
     """Binned, transformed values of bins ``[first_bin, end_bin)`` of one contig of a bigWig file.
@@ -264,8 +266,8 @@ def read_bins(
         Bins of the contig to read, counted from its start.
     bin_size : int, default 25
     transform : {"arcsinh", "none"}, default "arcsinh"
-    check_nan : bool, default False
-        See :func:`base_values`.
+    check : bool, default True
+        Check for NaN and infinite values (see :func:`base_values`).
     bw : pyBigWig handle, optional
         An open handle of ``path`` to reuse.
 
@@ -285,7 +287,7 @@ def read_bins(
     own = bw is None
     bw = open_bigwig(path) if own else bw
     try:
-        values = base_values(bw, chrom, start, end, label=str(path), check_nan=check_nan)
+        values = base_values(bw, chrom, start, end, label=str(path), check=check)
     finally:
         if own:
             bw.close()

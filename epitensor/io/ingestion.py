@@ -45,7 +45,7 @@ class Piece:
     local: str  # local file read
     file_contig: str | None  # contig name in the file; None = zero coverage
     transform: str
-    check_nan: bool
+    check: bool  # look for NaN/inf while reading (files without a total summary)
     b: int
     a: int
 
@@ -353,20 +353,35 @@ def _mark_observed(store, pieces):
 
 
 # ---------------------------------------------------------------------- tasks
-def _ingest_chunk(store: str, piece: dict, lo_bin: int, hi_bin: int, first_pos: int, chunk_end: int, length: int, bin_size: int) -> int:
+def _ingest_chunk(store: str, shape: tuple, piece: dict, lo_bin: int, hi_bin: int, first_pos: int, chunk_end: int, length: int, bin_size: int) -> int:
     """Read bins ``[lo_bin, hi_bin)`` of one piece and write its whole store chunk."""
     p = Piece(**piece)
     bw = open_bigwig(p.local) if p.file_contig is not None else None
     try:
-        values = read_bins(p.local, p.file_contig, length, lo_bin, hi_bin, bin_size=bin_size, transform=p.transform, check_nan=p.check_nan, bw=bw)
+        values = read_bins(p.local, p.file_contig, length, lo_bin, hi_bin, bin_size=bin_size, transform=p.transform, check=p.check, bw=bw)
     finally:
         if bw is not None:
             bw.close()
     out = np.full(chunk_end - (first_pos + lo_bin), np.nan, dtype=np.float32)
     out[: values.shape[0]] = values
-    arr = zarr.open_array(str(store), path="signal", mode="r+")
-    arr[p.b, p.a, first_pos + lo_bin : chunk_end] = out
+    _signal_array(store, shape)[p.b, p.a, first_pos + lo_bin : chunk_end] = out
     return hi_bin - lo_bin
+
+
+_ARRAYS: dict[tuple, zarr.Array] = {}
+
+
+def _signal_array(store: str, shape: tuple) -> zarr.Array:
+    """The store's ``signal`` array, opened once per worker process (opening costs as much as a write)."""
+    key = (store, tuple(shape))
+    arr = _ARRAYS.get(key)
+    if arr is None:
+        arr = zarr.open_array(store, path="signal", mode="r+")
+        if tuple(arr.shape) != tuple(shape):
+            raise SchemaError(f"store {store} changed while ingesting: signal has shape {arr.shape}, expected {shape}")
+        _ARRAYS.clear()  # keep one store's array per process
+        _ARRAYS[key] = arr
+    return arr
 
 
 def _chunks_of(piece: Piece, genome: Genome):
@@ -382,10 +397,11 @@ def _graph(store, todo, genome):
 
     chunk_tasks, record_tasks = [], []
     length = {c: genome.length(c) for c in genome.contigs}
+    shape = tuple(zarr.open_array(str(store), path="signal", mode="r").shape)
     for j, p in enumerate(todo):
         spec = asdict(p)
         mine = [
-            delayed(_ingest_chunk, pure=False)(str(store), spec, lo, hi, first, end, length[p.contig], genome.bin_size, dask_key_name=f"ingest-chunk-{j}-{lo}")
+            delayed(_ingest_chunk, pure=False)(str(store), shape, spec, lo, hi, first, end, length[p.contig], genome.bin_size, dask_key_name=f"ingest-chunk-{j}-{lo}")
             for lo, hi, first, end in _chunks_of(p, genome)
         ]
         chunk_tasks += mine

@@ -1,0 +1,162 @@
+"""Ingest throughput and peak memory: epitensor.ingest vs a plain per-track reference.
+
+Writes a synthetic bigWig set (6 tracks x 3 chromosomes, ChIP-seq-like intervals of ~30 bp with
+30% gaps), then measures, each in a fresh process and in the same run:
+
+* reference: per track and chromosome, ``pyBigWig.values`` over the whole chromosome, reshape,
+  mean, arcsinh, write into the same zarr layout (one process, one thread);
+* ``epitensor.ingest`` with the threaded scheduler and with a ``distributed.LocalCluster`` of
+  worker processes (1 thread each), with 1 and 2 workers.
+
+Reported: bins/s, bins/s per worker, the ratio of bins/s per worker to the reference, and peak
+resident memory above the process's baseline after imports (for distributed: the largest worker).
+A second table shows memory against chromosome length (flat for chunked ingestion).
+
+Usage: ``python benchmarks/bench_ingest.py [--mb 8] [--tracks 6]``. Timings are not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------------- children
+def child(method: str, workdir: Path, workers: int, chroms: list[str]) -> dict:
+    import pandas as pd
+    import zarr
+
+    import epitensor as et
+
+    manifest = pd.read_csv(workdir / "manifest.tsv", sep="\t")
+    genome = et.Genome.from_attrs(json.loads((workdir / "genome.json").read_text()))
+    genome = genome.subset(chroms)
+    store = workdir / f"{method}-{workers}-{len(chroms)}-{os.getpid()}.zarr"
+    bins = len(manifest) * sum(genome.n_bins(c) for c in genome.contigs)
+    base = rss_mb()
+    if method == "reference":
+        import numpy as np
+        import pyBigWig
+
+        et.create_store(store, list(pd.unique(manifest.biosample)), list(pd.unique(manifest.assay)), genome)
+        t0 = time.perf_counter()
+        arr = zarr.open_array(str(store), path="signal", mode="r+")
+        for i, row in enumerate(manifest.itertuples()):
+            b, a = divmod(i, manifest.assay.nunique())
+            bw = pyBigWig.open(row.path)
+            for contig in genome.contigs:
+                length = genome.length(contig)
+                values = np.nan_to_num(bw.values(contig, 0, length, numpy=True))
+                n = genome.n_bins(contig)
+                padded = np.zeros(n * genome.bin_size, dtype=np.float32)
+                padded[:length] = values
+                counts = np.full(n, genome.bin_size, dtype=np.float32)
+                counts[-1] = length - (n - 1) * genome.bin_size
+                means = padded.reshape(n, genome.bin_size).sum(axis=1) / counts
+                first, end = genome.contig_bins(contig)
+                arr[b, a, first:end] = np.arcsinh(means).astype(np.float32)
+            bw.close()
+        seconds = time.perf_counter() - t0
+        return {"seconds": seconds, "bins": bins, "peak_mb": peak_mb() - base}
+    if method == "threads":
+        t0 = time.perf_counter()
+        et.ingest(manifest, store, assembly=genome, workers=workers, scheduler="threads", progress=False)
+        return {"seconds": time.perf_counter() - t0, "bins": bins, "peak_mb": peak_mb() - base}
+    if method == "distributed":
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+            client.run(lambda: __import__("epitensor"))  # warm the workers' imports
+            worker_base = client.run(rss_mb)
+            t0 = time.perf_counter()
+            et.ingest(manifest, store, assembly=genome, client=client, progress=False)
+            seconds = time.perf_counter() - t0
+            worker_peak = client.run(peak_mb)
+        extra = max(worker_peak[w] - worker_base[w] for w in worker_peak)
+        return {"seconds": seconds, "bins": bins, "peak_mb": extra}
+    raise ValueError(method)
+
+
+def run_child(method: str, workdir: Path, workers: int, chroms: list[str]) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", method, str(workdir), str(workers), ",".join(chroms)],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{method} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------- driver
+def make_data(workdir: Path, mb: float, tracks: int, long_mb: float) -> None:
+    sys.path.insert(0, str(REPO))
+    import epitensor as et
+    from epitensor.datasets import synthetic_bigwigs
+
+    chroms = {"chrA": int(mb * 1e6) + 7, "chrB": int(mb * 1e6 * 0.75) + 13, "chrC": int(mb * 1e6 * 0.5) + 1, "chrLong": int(long_mb * 1e6) + 3}
+    biosamples = [f"B{i}" for i in range(max(tracks // 2, 1))]
+    assays = ["H3K4me3", "H3K27ac"][: max(tracks // len(biosamples), 1)]
+    manifest = synthetic_bigwigs(workdir / "bw", chroms, biosamples, assays, seed=0)
+    manifest.to_csv(workdir / "manifest.tsv", sep="\t", index=False)
+    genome = et.Genome("bench", list(chroms), list(chroms.values()))
+    (workdir / "genome.json").write_text(json.dumps(genome.to_attrs()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=8.0, help="length of the largest chromosome, Mb")
+    parser.add_argument("--tracks", type=int, default=6)
+    parser.add_argument("--long-mb", type=float, default=32.0, help="chromosome length for the memory table, Mb")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
+        workdir = Path(tmp)
+        t0 = time.perf_counter()
+        make_data(workdir, args.mb, args.tracks, args.long_mb)
+        print(f"synthetic bigWigs written in {time.perf_counter() - t0:.1f} s ({args.tracks} tracks; chromosomes of {args.mb:g}, {0.75 * args.mb:g}, {0.5 * args.mb:g} Mb)")
+        three = ["chrA", "chrB", "chrC"]
+        rows = [("reference (values+reshape+mean)", 1, run_child("reference", workdir, 1, three))]
+        for method in ("threads", "distributed"):
+            for workers in (1, 2):
+                rows.append((f"epitensor.ingest {method}", workers, run_child(method, workdir, workers, three)))
+        ref_rate = rows[0][2]["bins"] / rows[0][2]["seconds"]
+        print(f"\n{'method':34s} {'workers':>7s} {'seconds':>8s} {'bins/s':>11s} {'bins/s/worker':>14s} {'x ref/worker':>13s} {'peak MB':>8s}")
+        for name, workers, r in rows:
+            rate = r["bins"] / r["seconds"]
+            print(f"{name:34s} {workers:7d} {r['seconds']:8.2f} {rate:11,.0f} {rate / workers:14,.0f} {rate / workers / ref_rate:13.2f} {r['peak_mb']:8.1f}")
+        print(f"\npeak memory above baseline (MB) vs chromosome length, 1 worker ({args.tracks} tracks):")
+        print(f"{'chromosome':12s} {'Mb':>6s} {'reference':>10s} {'ingest threads':>15s}")
+        for contig, size in (("chrC", 0.5 * args.mb), ("chrLong", args.long_mb)):
+            ref = run_child("reference", workdir, 1, [contig])
+            ours = run_child("threads", workdir, 1, [contig])
+            print(f"{contig:12s} {size:6.1f} {ref['peak_mb']:10.1f} {ours['peak_mb']:15.1f}")
+        print(f"\ntotal {time.perf_counter() - t0:.0f} s; machine: {os.cpu_count()} cores, shared with other jobs (load {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _, _, method, workdir, workers, chroms = sys.argv
+        print(json.dumps(child(method, Path(workdir), int(workers), chroms.split(","))))
+    else:
+        main()
