@@ -5,8 +5,8 @@ Writes a synthetic bigWig set (6 tracks x 3 chromosomes, ChIP-seq-like intervals
 
 * reference: per track and chromosome, ``pyBigWig.values`` over the whole chromosome, reshape,
   mean, arcsinh, write into the same zarr layout (one process, one thread);
-* ``epitensor.ingest`` with the threaded scheduler and with a ``distributed.LocalCluster`` of
-  worker processes (1 thread each), with 1 and 2 workers.
+* ``epitensor.ingest`` with the threaded and the multiprocessing Dask schedulers and with a
+  ``distributed.LocalCluster`` of worker processes (1 thread each), with 1 and 2 workers.
 
 Reported: bins/s, bins/s per worker, the ratio of bins/s per worker to the reference, and peak
 resident memory above the process's baseline after imports (for distributed: the largest worker).
@@ -39,21 +39,41 @@ def rss_mb() -> float:
 
 
 def peak_mb() -> float:
+    """Peak resident memory since the last :func:`reset_peak` (VmHWM), in MB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak() -> None:
+    """Reset the peak resident memory (VmHWM) to the current one (Linux)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
 # ---------------------------------------------------------------------- children
-def child(method: str, workdir: Path, workers: int, chroms: list[str]) -> dict:
+def child(method: str, workdir: Path, workers: int, chroms: list[str], manifest_name: str) -> dict:
     import pandas as pd
     import zarr
 
     import epitensor as et
 
-    manifest = pd.read_csv(workdir / "manifest.tsv", sep="\t")
+    manifest = pd.read_csv(workdir / manifest_name, sep="\t")
     genome = et.Genome.from_attrs(json.loads((workdir / "genome.json").read_text()))
     genome = genome.subset(chroms)
     store = workdir / f"{method}-{workers}-{len(chroms)}-{os.getpid()}.zarr"
     bins = len(manifest) * sum(genome.n_bins(c) for c in genome.contigs)
+    # warm up lazy imports (xarray backends, dask, tqdm) so that no method pays for them in its timing
+    import dask.threaded  # noqa: F401
+    import tqdm.auto  # noqa: F401
+
+    et.create_store(workdir / f"warm-{os.getpid()}.zarr", ["b"], ["a"], et.Genome("w", ["c"], [100]))
+    reset_peak()
     base = rss_mb()
     if method == "reference":
         import numpy as np
@@ -79,15 +99,20 @@ def child(method: str, workdir: Path, workers: int, chroms: list[str]) -> dict:
             bw.close()
         seconds = time.perf_counter() - t0
         return {"seconds": seconds, "bins": bins, "peak_mb": peak_mb() - base}
-    if method == "threads":
+    if method in ("threads", "processes"):
         t0 = time.perf_counter()
-        et.ingest(manifest, store, assembly=genome, workers=workers, scheduler="threads", progress=False)
-        return {"seconds": time.perf_counter() - t0, "bins": bins, "peak_mb": peak_mb() - base}
+        et.ingest(manifest, store, assembly=genome, workers=workers, scheduler=method, progress=False)
+        seconds = time.perf_counter() - t0
+        peak = peak_mb() - base
+        if method == "processes":  # the pool's worker processes (imports included) have ended
+            peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 - base)
+        return {"seconds": seconds, "bins": bins, "peak_mb": peak}
     if method == "distributed":
         from distributed import Client, LocalCluster
 
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
             client.run(lambda: __import__("epitensor"))  # warm the workers' imports
+            client.run(reset_peak)
             worker_base = client.run(rss_mb)
             t0 = time.perf_counter()
             et.ingest(manifest, store, assembly=genome, client=client, progress=False)
@@ -98,10 +123,10 @@ def child(method: str, workdir: Path, workers: int, chroms: list[str]) -> dict:
     raise ValueError(method)
 
 
-def run_child(method: str, workdir: Path, workers: int, chroms: list[str]) -> dict:
+def run_child(method: str, workdir: Path, workers: int, chroms: list[str], manifest_name: str = "manifest.tsv") -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = subprocess.run(
-        [sys.executable, __file__, "--child", method, str(workdir), str(workers), ",".join(chroms)],
+        [sys.executable, __file__, "--child", method, str(workdir), str(workers), ",".join(chroms), manifest_name],
         env=env, capture_output=True, text=True, check=False,
     )
     if out.returncode != 0:
@@ -115,12 +140,14 @@ def make_data(workdir: Path, mb: float, tracks: int, long_mb: float) -> None:
     import epitensor as et
     from epitensor.datasets import synthetic_bigwigs
 
-    chroms = {"chrA": int(mb * 1e6) + 7, "chrB": int(mb * 1e6 * 0.75) + 13, "chrC": int(mb * 1e6 * 0.5) + 1, "chrLong": int(long_mb * 1e6) + 3}
+    chroms = {"chrA": int(mb * 1e6) + 7, "chrB": int(mb * 1e6 * 0.75) + 13, "chrC": int(mb * 1e6 * 0.5) + 1}
     biosamples = [f"B{i}" for i in range(max(tracks // 2, 1))]
     assays = ["H3K4me3", "H3K27ac"][: max(tracks // len(biosamples), 1)]
     manifest = synthetic_bigwigs(workdir / "bw", chroms, biosamples, assays, seed=0)
     manifest.to_csv(workdir / "manifest.tsv", sep="\t", index=False)
-    genome = et.Genome("bench", list(chroms), list(chroms.values()))
+    sizes = {"chrS": int(long_mb * 1e6 / 8) + 11, "chrLong": int(long_mb * 1e6) + 3}
+    synthetic_bigwigs(workdir / "long", sizes, ["L"], ["H3K4me3"], seed=1).to_csv(workdir / "long.tsv", sep="\t", index=False)
+    genome = et.Genome("bench", list(chroms) + list(sizes), list(chroms.values()) + list(sizes.values()))
     (workdir / "genome.json").write_text(json.dumps(genome.to_attrs()))
 
 
@@ -137,7 +164,7 @@ def main() -> None:
         print(f"synthetic bigWigs written in {time.perf_counter() - t0:.1f} s ({args.tracks} tracks; chromosomes of {args.mb:g}, {0.75 * args.mb:g}, {0.5 * args.mb:g} Mb)")
         three = ["chrA", "chrB", "chrC"]
         rows = [("reference (values+reshape+mean)", 1, run_child("reference", workdir, 1, three))]
-        for method in ("threads", "distributed"):
+        for method in ("threads", "processes", "distributed"):
             for workers in (1, 2):
                 rows.append((f"epitensor.ingest {method}", workers, run_child(method, workdir, workers, three)))
         ref_rate = rows[0][2]["bins"] / rows[0][2]["seconds"]
@@ -145,18 +172,18 @@ def main() -> None:
         for name, workers, r in rows:
             rate = r["bins"] / r["seconds"]
             print(f"{name:34s} {workers:7d} {r['seconds']:8.2f} {rate:11,.0f} {rate / workers:14,.0f} {rate / workers / ref_rate:13.2f} {r['peak_mb']:8.1f}")
-        print(f"\npeak memory above baseline (MB) vs chromosome length, 1 worker ({args.tracks} tracks):")
+        print("\npeak memory above baseline (MB) vs chromosome length, 1 track, 1 worker:")
         print(f"{'chromosome':12s} {'Mb':>6s} {'reference':>10s} {'ingest threads':>15s}")
-        for contig, size in (("chrC", 0.5 * args.mb), ("chrLong", args.long_mb)):
-            ref = run_child("reference", workdir, 1, [contig])
-            ours = run_child("threads", workdir, 1, [contig])
+        for contig, size in (("chrS", args.long_mb / 8), ("chrLong", args.long_mb)):
+            ref = run_child("reference", workdir, 1, [contig], "long.tsv")
+            ours = run_child("threads", workdir, 1, [contig], "long.tsv")
             print(f"{contig:12s} {size:6.1f} {ref['peak_mb']:10.1f} {ours['peak_mb']:15.1f}")
         print(f"\ntotal {time.perf_counter() - t0:.0f} s; machine: {os.cpu_count()} cores, shared with other jobs (load {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _, _, method, workdir, workers, chroms = sys.argv
-        print(json.dumps(child(method, Path(workdir), int(workers), chroms.split(","))))
+        _, _, method, workdir, workers, chroms, manifest_name = sys.argv
+        print(json.dumps(child(method, Path(workdir), int(workers), chroms.split(","), manifest_name)))
     else:
         main()
