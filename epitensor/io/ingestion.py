@@ -226,7 +226,7 @@ def _localise(table, cache_dir, progress) -> list[str]:
     urls = sorted({p for p in table["path"] if is_url(p)})
     got = {}
     if urls:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         with ThreadPoolExecutor(max_workers=min(4, len(urls))) as pool:
             for url, path in tqdm(zip(urls, pool.map(lambda u: fetch(u, cache_dir), urls)), total=len(urls), desc="download", disable=not progress):
@@ -421,7 +421,7 @@ def _active_client():
 def _run(store, todo, genome, *, workers, scheduler, client, progress):
     if not todo:
         return
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     chunk_tasks, record_tasks = _graph(store, todo, genome)
     if client is None and scheduler in (None, "distributed"):
