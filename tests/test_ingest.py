@@ -84,8 +84,10 @@ def test_read_bins_equals_numpy(tmp_path):
 
 
 # ---------------------------------------------------------------------- ingest
-def test_ingest_creates_store_with_exact_bins(tmp_path, manifest):
-    store = et.ingest(manifest, tmp_path / "s.zarr", assembly=GENOME, progress=False)
+def test_ingest_creates_store_with_exact_bins(tmp_path, manifest, capsys):
+    store = et.ingest(manifest, tmp_path / "s.zarr", assembly=GENOME, progress=True)
+    err = capsys.readouterr().err
+    assert "ingest: 100%" in err and "20/20" in err  # 4 tracks x 5 chunks
     ds = et.open_dataset(store)
     assert ds.observed.values.all() and ds.attrs["transform"] == "arcsinh"
     assert list(ds.biosample.values) == ["B1", "B2"] and list(ds.assay.values) == ["H3K4me3", "H3K27me3"]
@@ -280,14 +282,15 @@ def test_resume_after_kill_9_gives_identical_store(tmp_path, manifest, scheduler
 
 
 # ---------------------------------------------------------------------- schedulers
-def test_processes_scheduler_and_distributed_cluster_match_threads(tmp_path, manifest):
+def test_processes_scheduler_and_distributed_cluster_match_threads(tmp_path, manifest, capsys):
     distributed = pytest.importorskip("distributed")
     reference = store_digest(et.ingest(manifest, tmp_path / "threads.zarr", assembly=GENOME, progress=False))
     assert store_digest(et.ingest(manifest, tmp_path / "proc.zarr", assembly=GENOME, scheduler="processes", workers=2, progress=False)) == reference
     # processes=False keeps the test fast on a 2-core machine; the benchmark runs worker processes
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        store = et.ingest(manifest, tmp_path / "dist.zarr", assembly=GENOME, progress=False)  # picks up the active client
+        store = et.ingest(manifest, tmp_path / "dist.zarr", assembly=GENOME)  # picks up the active client
         assert len(client.run(lambda: 1)) == 2
+        assert "ingest: 100%" in capsys.readouterr().err
     assert store_digest(store) == reference
 
 
