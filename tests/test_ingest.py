@@ -282,6 +282,18 @@ def test_resume_after_kill_9_gives_identical_store(tmp_path, manifest, scheduler
 
 
 # ---------------------------------------------------------------------- schedulers
+def test_large_ingests_run_as_several_graphs(tmp_path, manifest, monkeypatch):
+    from epitensor.io import ingestion
+
+    reference = store_digest(et.ingest(manifest, tmp_path / "one.zarr", assembly=GENOME, progress=False))
+    graphs = []
+    real_graph = ingestion._graph
+    monkeypatch.setattr(ingestion, "BATCH_CHUNKS", 4)
+    monkeypatch.setattr(ingestion, "_graph", lambda store, batch, genome: graphs.append(len(batch)) or real_graph(store, batch, genome))
+    assert store_digest(et.ingest(manifest, tmp_path / "many.zarr", assembly=GENOME, progress=False)) == reference
+    assert graphs == [1] * 8  # pieces of 3 and 2 chunks never fit two in a graph of at most 4 chunks
+
+
 def test_processes_scheduler_and_distributed_cluster_match_threads(tmp_path, manifest, capsys):
     distributed = pytest.importorskip("distributed")
     reference = store_digest(et.ingest(manifest, tmp_path / "threads.zarr", assembly=GENOME, progress=False))

@@ -423,14 +423,34 @@ def _run(store, todo, genome, *, workers, scheduler, client, progress):
         return
     from tqdm import tqdm
 
-    chunk_tasks, record_tasks = _graph(store, todo, genome)
     if client is None and scheduler in (None, "distributed"):
         client = _active_client()
-    with tqdm(total=len(chunk_tasks), desc="ingest", unit="chunk", disable=not progress) as bar:
-        if client is not None:
-            _run_distributed(client, chunk_tasks, record_tasks, bar)
-        else:
-            _run_local(record_tasks, scheduler or "threads", workers, bar)
+    total = sum(1 for p in todo for _ in _chunks_of(p, genome))
+    with tqdm(total=total, desc="ingest", unit="chunk", disable=not progress) as bar:
+        for batch in _batches(todo, genome):
+            chunk_tasks, record_tasks = _graph(store, batch, genome)
+            if client is not None:
+                _run_distributed(client, chunk_tasks, record_tasks, bar)
+            else:
+                _run_local(record_tasks, scheduler or "threads", workers, bar)
+
+
+#: Most chunk tasks in one Dask graph: a genome-wide compendium (thousands of tracks x 3,000
+#: chunks) runs as a sequence of graphs of this size, so the scheduler's memory stays bounded.
+BATCH_CHUNKS = 20_000
+
+
+def _batches(todo, genome):
+    batch, size = [], 0
+    for p in todo:
+        n = sum(1 for _ in _chunks_of(p, genome))
+        if batch and size + n > BATCH_CHUNKS:
+            yield batch
+            batch, size = [], 0
+        batch.append(p)
+        size += n
+    if batch:
+        yield batch
 
 
 def _run_local(record_tasks, scheduler, workers, bar):
