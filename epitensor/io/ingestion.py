@@ -102,7 +102,9 @@ def ingest(
         Parallel tasks for the local schedulers (default: dask's default, the number of cores).
     scheduler : {"threads", "processes", "sync"} or None
         Local Dask scheduler. Default: the active ``distributed.Client`` if there is one, else
-        ``"threads"``.
+        ``"threads"``. pyBigWig holds the GIL while it reads, so threads overlap only the numpy
+        and zarr work; for many cores use ``"processes"`` (a few seconds to start its workers)
+        or a ``distributed`` cluster.
     client : distributed.Client, optional
         Run the tasks on this cluster (workers must see the same file system).
     transform : {"arcsinh", "none"}, optional
