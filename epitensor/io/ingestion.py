@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -412,6 +413,8 @@ def _graph(store, todo, genome):
 
 
 def _active_client():
+    if "distributed" not in sys.modules:  # no client can exist; importing distributed costs ~1 s
+        return None
     try:
         from distributed import default_client
 
