@@ -12,7 +12,8 @@ Reported: bins/s, bins/s per worker, the ratio of bins/s per worker to the refer
 resident memory above the process's baseline after imports (for distributed: the largest worker).
 A second table shows memory against chromosome length (flat for chunked ingestion).
 
-Usage: ``python benchmarks/bench_ingest.py [--mb 8] [--tracks 6]``. Timings are not asserted.
+Usage: ``python benchmarks/bench_ingest.py [--mb 8] [--tracks 6] [--repeats 2] [--glibc-malloc]``.
+Timings are not asserted; each configuration reports its best of ``--repeats`` runs.
 """
 
 from __future__ import annotations
@@ -174,6 +175,7 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=6)
     parser.add_argument("--long-mb", type=float, default=32.0, help="chromosome length for the memory table, Mb")
     parser.add_argument("--repeats", type=int, default=2, help="runs per configuration; the best time is reported")
+    parser.add_argument("--glibc-malloc", action="store_true", help="also run distributed workers without dask's MALLOC_TRIM_THRESHOLD_")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
         workdir = Path(tmp)
@@ -187,8 +189,9 @@ def main() -> None:
             "threads": "ingest, threads",
             "processes": "ingest, processes (+pool start)",
             "distributed": "ingest, distributed",
-            "distributed-malloc": "ingest, distributed, glibc malloc",
         }
+        if args.glibc_malloc:
+            labels["distributed-malloc"] = "ingest, distributed, glibc malloc"
         for method, label in labels.items():
             for workers in (1, 2):
                 rows.append((label, workers, run_child(method, workdir, workers, three, repeats=r)))
