@@ -221,7 +221,7 @@ def test_nan_found_mid_run_names_file_and_contig(tmp_path, manifest, monkeypatch
     monkeypatch.setattr(ingest_module, "inspect_bigwig", lambda p: real(p).__class__(str(p), real(p).chroms, None))
     table = pd.concat([manifest.iloc[:1], manifest.iloc[[1]].assign(path=[str(nan_bw)])])
     with pytest.raises(et.DataError, match="chr2"):
-        et.ingest(table, tmp_path / "s.zarr", assembly=GENOME, scheduler="sync", progress=False)
+        et.ingest(table, tmp_path / "s.zarr", assembly=GENOME, scheduler="threads", workers=2, progress=False)
     ds = et.open_dataset(tmp_path / "s.zarr")
     assert not ds.observed.sel(assay="H3K27me3").values.any()
     assert np.isnan(ds.signal.sel(biosample="B1", assay="H3K27me3").values).all()  # no half track left

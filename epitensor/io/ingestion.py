@@ -468,7 +468,13 @@ def _run_local(record_tasks, scheduler, workers, bar):
                 bar.update(1)
 
     kwargs = {"num_workers": workers} if workers else {}
-    with _Bar():
+    if scheduler == "threads":
+        # our own pool, shut down (waiting for running tasks) before returning or raising, so
+        # nothing is still writing when a failed run cleans up after itself
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, _Bar():
+            dask.compute(*record_tasks, scheduler="threads", pool=pool)
+        return
+    with _Bar():  # the processes scheduler shuts its pool down itself
         dask.compute(*record_tasks, scheduler=scheduler, **kwargs)
 
 
