@@ -12,18 +12,20 @@ Examples
 """
 
 from . import accessor as _accessor  # noqa: F401  (registers the .epi accessor)
-from . import datasets
+from . import datasets, io
 from .exceptions import (
     DataError,
     DownloadError,
     EpitensorError,
     GenomeError,
     LabelError,
+    ManifestError,
     RegionError,
     SchemaError,
     StoreNotFoundError,
 )
 from .genome import Genome
+from .io import ingest, read_manifest, to_bigwig
 from .regions import Region, parse_region
 from .store import TrackWriter, create_store, open_dataset, validate, write_track
 
@@ -36,6 +38,7 @@ __all__ = [
     "Genome",
     "GenomeError",
     "LabelError",
+    "ManifestError",
     "Region",
     "RegionError",
     "SchemaError",
@@ -43,8 +46,12 @@ __all__ = [
     "TrackWriter",
     "create_store",
     "datasets",
+    "ingest",
+    "io",
     "open_dataset",
     "parse_region",
+    "read_manifest",
+    "to_bigwig",
     "validate",
     "write_track",
 ]

@@ -138,6 +138,24 @@ class _EpiBase:
         """Fraction of (biosample, assay) pairs that are observed."""
         return float(self._observed().mean())
 
+    # ------------------------------------------------------------------ export
+    def to_bigwig(self, path, inverse_transform: bool = False):
+        """Write this track (one biosample and assay) to a bigWig file of 25 bp bins.
+
+        See :func:`epitensor.io.to_bigwig`.
+
+        Examples
+        --------
+        >>> import tempfile, epitensor as et
+        >>> ds = et.datasets.synthetic(n_biosamples=3, n_assays=2, n_positions=8_000, missing=0.0, seed=1)
+        >>> track = ds.signal.epi.region("synthetic:0-10kb").isel(biosample=0, assay=0)
+        >>> track.epi.to_bigwig(tempfile.mkdtemp() + "/t.bw").suffix
+        '.bw'
+        """
+        from .io.export import to_bigwig
+
+        return to_bigwig(self._obj, path, inverse_transform=inverse_transform)
+
     # ------------------------------------------------------------------ text
     def summary(self) -> str:
         """A short human-readable description: labels, observed fraction, contigs, variables."""

@@ -38,3 +38,7 @@ class DataError(EpitensorError, ValueError):
 
 class DownloadError(EpitensorError, OSError):
     """A sample dataset that could not be downloaded or failed its hash check."""
+
+
+class ManifestError(LabelError):
+    """A manifest of tracks to ingest that lacks a column, repeats a track or names no files."""

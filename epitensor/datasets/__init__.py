@@ -1,5 +1,6 @@
 """Sample data: the real Roadmap pilot tracks, ENCODE2018 experiment lists, and a synthetic generator."""
 
+from .bigwigs import synthetic_bigwigs, write_bigwig
 from .encode import experiment_mask, read_encode_experiments, short_assay_name
 from .roadmap import LATIN_SQUARE, fetch_roadmap_pilot, roadmap_pilot
 from .synthetic import synthetic, synthetic_tensor
@@ -12,5 +13,7 @@ __all__ = [
     "roadmap_pilot",
     "short_assay_name",
     "synthetic",
+    "synthetic_bigwigs",
     "synthetic_tensor",
+    "write_bigwig",
 ]

@@ -1,0 +1,492 @@
+"""``ingest``: a folder of bigWig files and a manifest -> an epigenome tensor store.
+
+Plan: validate everything first (manifest, files, contigs and their lengths, labels), so bad input
+leaves the store as it was; then one Dask task per (track, chunk of a contig) reads, bins and
+writes its own chunk of ``signal`` (chunks never straddle contigs, so tasks need no locks). When
+all chunks of a (track, contig) piece are written, a task writes one small completion record for
+that piece into the store's ``ingest_progress`` group (one file per piece, renamed into place, so
+concurrent writers never touch the same file). The driver marks a track ``observed`` once all its
+pieces are recorded. A rerun, after an interruption or a ``kill -9``, ingests only the pieces
+without a record and ends with the same store as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from ..exceptions import DataError, EpitensorError, GenomeError, LabelError, SchemaError
+from ..genome import Genome
+from ..store import TRANSFORMS, _open_group, create_store, label_index, set_observed
+from .bigwig import find_non_finite, inspect_bigwig, match_contigs, open_bigwig, read_bins
+from .manifest import fetch, is_url, read_manifest
+
+#: Group of the store holding one completion record per (track, contig) piece.
+PROGRESS_GROUP = "ingest_progress"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One (track, contig) piece of an ingestion: the unit of completion records."""
+
+    biosample: str
+    assay: str
+    contig: str
+    source: str  # manifest path or URL
+    stamp: str  # size and modification time of the local file: a changed file is ingested again
+    local: str  # local file read
+    file_contig: str | None  # contig name in the file; None = zero coverage
+    transform: str
+    check: bool  # look for NaN/inf while reading (files without a total summary)
+    b: int
+    a: int
+
+    @property
+    def record_name(self) -> str:
+        return f"{self.b}.{self.a}.{self.contig}.json"
+
+    def record(self) -> dict:
+        """What the completion record holds; a record that differs means the piece is redone."""
+        return {
+            "biosample": self.biosample,
+            "assay": self.assay,
+            "contig": self.contig,
+            "source": self.source,
+            "stamp": self.stamp,
+            "file_contig": self.file_contig,
+            "transform": self.transform,
+        }
+
+
+def ingest(
+    manifest,
+    store,
+    *,
+    assembly=None,
+    chroms=None,
+    workers: int | None = None,
+    scheduler=None,
+    client=None,
+    transform: str | None = None,
+    missing_chroms: str = "error",
+    cache_dir=None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Ingest the bigWig tracks of a manifest into an epigenome tensor store (parallel, resumable).
+
+    Parameters
+    ----------
+    manifest : str, Path or pandas.DataFrame
+        An ENCODE2018 experiment list or a table with ``biosample``, ``assay``, ``path`` columns
+        (see :func:`epitensor.io.read_manifest`). Paths are local files or URLs; URLs are
+        downloaded into ``cache_dir`` first.
+    store : str or Path
+        The zarr store. Created from the manifest's labels when it does not exist; otherwise the
+        tracks are added to it (their labels must exist in it).
+    assembly : str, Path or Genome, optional
+        For a new store: ``"hg19"``/``"hg38"``, a ``chrom.sizes`` file, or a :class:`Genome`.
+        For an existing store it is optional and, if given, must match the store.
+    chroms : list of str or str, optional
+        Contigs of a new store (aliases accepted; a comma-separated string is split). Default: all
+        contigs of ``assembly``. For an existing store, if given, they must be its contigs.
+    workers : int, optional
+        Parallel tasks for the local schedulers (default: dask's default, the number of cores).
+    scheduler : {"threads", "processes", "sync"} or None
+        Local Dask scheduler. Default: the active ``distributed.Client`` if there is one, else
+        ``"threads"``. pyBigWig holds the GIL while it reads, so threads overlap only the numpy
+        and zarr work; for many cores use ``"processes"`` (a few seconds to start its workers)
+        or a ``distributed`` cluster.
+    client : distributed.Client, optional
+        Run the tasks on this cluster (workers must see the same file system).
+    transform : {"arcsinh", "none"}, optional
+        Default: the store's transform, or ``"arcsinh"`` for a new store. Recorded in its attrs.
+    missing_chroms : {"error", "zero"}, default "error"
+        A contig absent from a file is an error (listing the file's contigs), or zero coverage.
+    cache_dir : str or Path, optional
+        Where URLs are downloaded (files already there are used as they are).
+    overwrite : bool, default False
+        Replace tracks that the store already holds from other sources.
+    progress : bool, default True
+        Show a progress bar (tqdm) over chunks.
+
+    Returns
+    -------
+    Path
+        The store.
+
+    Raises
+    ------
+    ManifestError
+        A missing column or a track listed twice.
+    DataError
+        A file that is missing, not a bigWig, or holds NaN/infinite values.
+    GenomeError
+        A contig missing from a file, or contig lengths of another genome build.
+    LabelError
+        Labels absent from an existing store, or tracks it already holds (without ``overwrite``).
+
+    Examples
+    --------
+    >>> import epitensor as et
+    >>> et.ingest("manifest.tsv", "compendium.zarr", assembly="hg38", chroms=["chr20", "chr21"])  # doctest: +SKIP
+    PosixPath('compendium.zarr')
+    >>> da = et.open_dataset("compendium.zarr").signal                                          # doctest: +SKIP
+    """
+    store = Path(store)
+    table = read_manifest(manifest)
+    exists = (store / "zarr.json").is_file()
+    if exists:
+        genome, transform, labels = _existing_store(store, assembly, chroms, transform)
+        _check_labels(table, labels, store)
+    else:
+        genome, transform = _new_genome(assembly, chroms), transform or "arcsinh"
+        if transform not in TRANSFORMS:
+            raise SchemaError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
+        labels = None
+    local = _localise(table, cache_dir, progress)
+    pieces = _plan_pieces(table, local, genome, transform, missing_chroms, labels)
+    if exists:
+        todo, redo_tracks = _pending(store, pieces, overwrite)  # reads only; may refuse
+    else:
+        _create(store, table, genome, transform)
+        todo, redo_tracks = pieces, set()
+    # validation is over: from here on the store changes
+    _prepare_progress(store, todo)
+    if redo_tracks:
+        set_observed(store, sorted(redo_tracks), False)
+    try:
+        _run(store, todo, genome, workers=workers, scheduler=scheduler, client=client, progress=progress)
+    except EpitensorError:
+        _erase_incomplete(store, todo, genome)  # a bad file found mid-run leaves no half track
+        raise
+    finally:
+        _mark_observed(store, pieces)
+    return store
+
+
+# ---------------------------------------------------------------------- validation
+def _new_genome(assembly, chroms) -> Genome:
+    chroms = _split_chroms(chroms)
+    if assembly is None:
+        raise GenomeError("the store does not exist yet: pass assembly='hg38' (or 'hg19', a chrom.sizes file or a Genome) to create it")
+    if isinstance(assembly, Genome):
+        return assembly if chroms is None else assembly.subset(chroms)
+    if str(assembly) in ("hg19", "hg38"):
+        return Genome.from_assembly(str(assembly), contigs=chroms)
+    path = Path(assembly)
+    if path.is_file():
+        return Genome.from_chrom_sizes(path.name.split(".")[0], path, contigs=chroms)
+    raise GenomeError(f"unknown assembly {assembly!r}: use 'hg19', 'hg38', a chrom.sizes file or a Genome")
+
+
+def _split_chroms(chroms):
+    if isinstance(chroms, str):
+        chroms = [c.strip() for c in chroms.split(",") if c.strip()]
+    return None if chroms is None else list(chroms)
+
+
+def _existing_store(store, assembly, chroms, transform):
+    root = _open_group(store)
+    genome = Genome.from_attrs(root.attrs)
+    have = root.attrs.get("transform")
+    if transform is not None and transform != have:
+        raise SchemaError(f"store {store} holds {have!r}-transformed signal; ingest with transform={have!r} (or None)")
+    name = assembly.assembly if isinstance(assembly, Genome) else assembly
+    if name is not None and str(name) in ("hg19", "hg38") and str(name) != genome.assembly:
+        raise GenomeError(f"store {store} is on {genome.assembly}, not {name}; use files and a store of one assembly")
+    wanted = _split_chroms(chroms)
+    if wanted is not None and [genome.resolve(c) for c in wanted] != list(genome.contigs):
+        raise GenomeError(
+            f"store {store} has contigs {list(genome.contigs)}; a track is always ingested over all of "
+            f"them, so chroms={wanted} cannot be used with it (leave chroms out)"
+        )
+    labels = (list(root["biosample"][:]), list(root["assay"][:]))
+    return genome, have, labels
+
+
+def _check_labels(table, labels, store):
+    for kind, known in zip(("biosample", "assay"), labels):
+        unknown = sorted(set(table[kind]) - set(map(str, known)))
+        if unknown:
+            raise LabelError(
+                f"the manifest has {kind}(s) {unknown[:20]} that store {store} does not have "
+                f"(its {kind}s: {list(map(str, known))[:20]}); a store's labels are fixed when it is "
+                "created: ingest them into a new store"
+            )
+
+
+def _localise(table, cache_dir, progress) -> list[str]:
+    urls = sorted({p for p in table["path"] if is_url(p)})
+    got = {}
+    if urls:
+        from tqdm import tqdm
+
+        with ThreadPoolExecutor(max_workers=min(4, len(urls))) as pool:
+            for url, path in tqdm(zip(urls, pool.map(lambda u: fetch(u, cache_dir), urls)), total=len(urls), desc="download", disable=not progress):
+                got[url] = str(path)
+    return [got.get(p, p) for p in table["path"]]
+
+
+def _plan_pieces(table, local, genome, transform, missing, labels) -> list[Piece]:
+    if labels is None:
+        b_names, a_names = list(pd.unique(table["biosample"])), list(pd.unique(table["assay"]))
+    else:
+        b_names, a_names = labels
+    b_idx = label_index(b_names, list(table["biosample"]), "biosample")
+    a_idx = label_index(a_names, list(table["assay"]), "assay")
+    pieces = []
+    for row, file, b, a in zip(table.itertuples(index=False), local, b_idx, a_idx):
+        info = inspect_bigwig(file)
+        if info.finite is False:
+            where = find_non_finite(file)
+            at = f" (first at {where[0]}:{where[1]:,}, value {where[2]})" if where else ""
+            raise DataError(f"{file} ({row.biosample}/{row.assay}) holds NaN or infinite values{at}; a track must hold finite numbers. Fix or regenerate the file")
+        names = match_contigs(info, genome, missing)
+        st = os.stat(file)
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        for contig in genome.contigs:
+            pieces.append(Piece(row.biosample, row.assay, contig, row.path, stamp, file, names[contig], transform, info.finite is None, int(b), int(a)))
+    return pieces
+
+
+def _create(store, table, genome, transform):
+    def labels(kind, meta):
+        cols = [kind] + ([meta] if meta in table.columns else [])
+        return table[cols].drop_duplicates(kind).reset_index(drop=True)
+
+    create_store(store, labels("biosample", "biosample_summary"), labels("assay", "assay_category"), genome, transform=transform)
+
+
+# ---------------------------------------------------------------------- completion records
+def _progress_dir(store) -> Path:
+    return Path(store) / PROGRESS_GROUP
+
+
+def _prepare_progress(store, todo):
+    root = zarr.open_group(str(store), mode="r+")
+    if PROGRESS_GROUP not in root:
+        root.create_group(PROGRESS_GROUP)
+    for leftover in _progress_dir(store).glob(".*.tmp"):  # from a run killed mid-write
+        leftover.unlink()
+    for p in todo:  # a stale record must not survive a piece that is redone
+        (_progress_dir(store) / p.record_name).unlink(missing_ok=True)
+
+
+def completed_pieces(store) -> dict[str, dict]:
+    """Completion records of a store: file name -> record (biosample, assay, contig, source, ...)."""
+    folder = _progress_dir(store)
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for file in sorted(folder.glob("*.json")):
+        if file.name == "zarr.json":
+            continue
+        try:
+            out[file.name] = json.loads(file.read_text())
+        except (OSError, ValueError):
+            continue  # an unreadable record counts as not complete
+    return out
+
+
+def _pending(store, pieces, overwrite):
+    done = completed_pieces(store)
+    root = zarr.open_group(str(store), mode="r")
+    observed = root["observed"][:]
+    by_track: dict[tuple, list[Piece]] = {}
+    for p in pieces:
+        by_track.setdefault((p.biosample, p.assay), []).append(p)
+    todo, redo, clash = [], set(), []
+    for track, ps in by_track.items():
+        current = [done.get(p.record_name) == p.record() for p in ps]
+        if all(current):
+            continue
+        if observed[ps[0].b, ps[0].a]:
+            if not overwrite:
+                clash.append(track)
+                continue
+            redo.add(track)
+        todo.extend(p for p, ok in zip(ps, current) if not ok)
+    if clash:
+        raise LabelError(
+            f"store {store} already holds track(s) {clash[:10]} from other files or settings; pass "
+            "overwrite=True to replace them, or leave them out of the manifest"
+        )
+    return todo, redo
+
+
+def _erase_incomplete(store, todo, genome):
+    """Remove every piece (chunks and records) of the tracks this run left incomplete."""
+    done = completed_pieces(store)
+    incomplete = {(p.b, p.a) for p in todo if done.get(p.record_name) != p.record()}
+    arr = zarr.open_array(str(store), path="signal", mode="r+")
+    for p in todo:
+        if (p.b, p.a) in incomplete:
+            (_progress_dir(store) / p.record_name).unlink(missing_ok=True)
+            for lo, _, first, end in _chunks_of(p, genome):
+                arr[p.b, p.a, first + lo : end] = np.nan  # all-NaN chunks are deleted by zarr
+
+
+def _write_record(store: str, piece: dict, *chunks_done) -> str:
+    p = Piece(**piece)
+    folder = _progress_dir(store)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(p.record(), fh, sort_keys=True)
+    os.replace(tmp, folder / p.record_name)
+    return p.record_name
+
+
+def _mark_observed(store, pieces):
+    done = completed_pieces(store)
+    by_track: dict[tuple, bool] = {}
+    for p in pieces:
+        ok = done.get(p.record_name) == p.record()
+        by_track[(p.biosample, p.assay)] = by_track.get((p.biosample, p.assay), True) and ok
+    set_observed(store, [t for t, ok in by_track.items() if ok], True)
+
+
+# ---------------------------------------------------------------------- tasks
+def _ingest_chunk(store: str, shape: tuple, piece: dict, lo_bin: int, hi_bin: int, first_pos: int, chunk_end: int, length: int, bin_size: int) -> int:
+    """Read bins ``[lo_bin, hi_bin)`` of one piece and write its whole store chunk."""
+    p = Piece(**piece)
+    bw = open_bigwig(p.local) if p.file_contig is not None else None
+    try:
+        values = read_bins(p.local, p.file_contig, length, lo_bin, hi_bin, bin_size=bin_size, transform=p.transform, check=p.check, bw=bw)
+    finally:
+        if bw is not None:
+            bw.close()
+    out = np.full(chunk_end - (first_pos + lo_bin), np.nan, dtype=np.float32)
+    out[: values.shape[0]] = values
+    _signal_array(store, shape)[p.b, p.a, first_pos + lo_bin : chunk_end] = out
+    return hi_bin - lo_bin
+
+
+_ARRAYS: dict[tuple, zarr.Array] = {}
+
+
+def _signal_array(store: str, shape: tuple) -> zarr.Array:
+    """The store's ``signal`` array, opened once per worker process (opening costs as much as a write)."""
+    key = (store, tuple(shape))
+    arr = _ARRAYS.get(key)
+    if arr is None:
+        arr = zarr.open_array(store, path="signal", mode="r+")
+        if tuple(arr.shape) != tuple(shape):
+            raise SchemaError(f"store {store} changed while ingesting: signal has shape {arr.shape}, expected {shape}")
+        _ARRAYS.clear()  # keep one store's array per process
+        _ARRAYS[key] = arr
+    return arr
+
+
+def _chunks_of(piece: Piece, genome: Genome):
+    first, end = genome.contig_bins(piece.contig)
+    n = end - first
+    for lo in range(0, n, genome.chunk_bins):
+        hi = min(lo + genome.chunk_bins, n)
+        yield lo, hi, first, min(first + lo + genome.chunk_bins, genome.n_positions)
+
+
+def _graph(store, todo, genome):
+    from dask import delayed
+
+    chunk_tasks, record_tasks = [], []
+    length = {c: genome.length(c) for c in genome.contigs}
+    shape = tuple(zarr.open_array(str(store), path="signal", mode="r").shape)
+    for j, p in enumerate(todo):
+        spec = asdict(p)
+        mine = [
+            delayed(_ingest_chunk, pure=False)(str(store), shape, spec, lo, hi, first, end, length[p.contig], genome.bin_size, dask_key_name=f"ingest-chunk-{j}-{lo}")
+            for lo, hi, first, end in _chunks_of(p, genome)
+        ]
+        chunk_tasks += mine
+        record_tasks.append(delayed(_write_record, pure=False)(str(store), spec, *mine, dask_key_name=f"ingest-record-{j}"))
+    return chunk_tasks, record_tasks
+
+
+def _active_client():
+    if "distributed" not in sys.modules:  # no client can exist; importing distributed costs ~1 s
+        return None
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _run(store, todo, genome, *, workers, scheduler, client, progress):
+    if not todo:
+        return
+    from tqdm import tqdm
+
+    if client is None and scheduler in (None, "distributed"):
+        client = _active_client()
+    total = sum(1 for p in todo for _ in _chunks_of(p, genome))
+    with tqdm(total=total, desc="ingest", unit="chunk", disable=not progress) as bar:
+        for batch in _batches(todo, genome):
+            chunk_tasks, record_tasks = _graph(store, batch, genome)
+            if client is not None:
+                _run_distributed(client, chunk_tasks, record_tasks, bar)
+            else:
+                _run_local(record_tasks, scheduler or "threads", workers, bar)
+
+
+#: Most chunk tasks in one Dask graph: a genome-wide compendium (thousands of tracks x 3,000
+#: chunks) runs as a sequence of graphs of this size, so the scheduler's memory stays bounded.
+BATCH_CHUNKS = 20_000
+
+
+def _batches(todo, genome):
+    batch, size = [], 0
+    for p in todo:
+        n = sum(1 for _ in _chunks_of(p, genome))
+        if batch and size + n > BATCH_CHUNKS:
+            yield batch
+            batch, size = [], 0
+        batch.append(p)
+        size += n
+    if batch:
+        yield batch
+
+
+def _run_local(record_tasks, scheduler, workers, bar):
+    import dask
+    from dask.callbacks import Callback
+
+    class _Bar(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if str(key).startswith("ingest-chunk"):
+                bar.update(1)
+
+    kwargs = {"num_workers": workers} if workers else {}
+    if scheduler == "threads":
+        # our own pool, shut down (waiting for running tasks) before returning or raising, so
+        # nothing is still writing when a failed run cleans up after itself
+        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, _Bar():
+            dask.compute(*record_tasks, scheduler="threads", pool=pool)
+        return
+    with _Bar():  # the processes scheduler shuts its pool down itself
+        dask.compute(*record_tasks, scheduler=scheduler, **kwargs)
+
+
+def _run_distributed(client, chunk_tasks, record_tasks, bar):
+    from distributed import as_completed
+
+    futures = client.compute(chunk_tasks + record_tasks)
+    first_error = None
+    for future in as_completed(futures):
+        if future.status == "error":
+            first_error = first_error or future
+        elif str(future.key).startswith("ingest-chunk"):
+            bar.update(1)
+    if first_error is not None:
+        first_error.result()  # raises the task's error

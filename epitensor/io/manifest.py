@@ -1,0 +1,187 @@
+"""Manifests: which bigWig file holds which (biosample, assay) track.
+
+Two formats are read:
+
+* the ENCODE2018 experiment lists of the Avocado paper (``Biosample summary``, ``Assay``,
+  ``Accession``, ``Download URL`` relative to the ENCODE portal), through
+  :func:`epitensor.datasets.read_encode_experiments`;
+* a plain table (TSV, CSV or a pandas DataFrame) with columns ``biosample``, ``assay`` and
+  ``path`` (a local file or a URL), optionally ``biosample_summary`` and ``assay_category``.
+
+URLs are downloaded into a cache folder before anything is read (:func:`fetch`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+
+from ..datasets.encode import read_encode_experiments
+from ..exceptions import DownloadError, ManifestError
+
+#: Columns every manifest must provide (after reading the ENCODE format).
+REQUIRED_COLUMNS = ("biosample", "assay", "path")
+#: Optional label metadata carried into a new store.
+OPTIONAL_COLUMNS = ("biosample_summary", "assay_category", "accession")
+_URL = re.compile(r"^(https?|ftp|file)://", re.IGNORECASE)
+
+
+def is_url(path) -> bool:
+    """Whether ``path`` is a URL (http, https, ftp or file) rather than a local path.
+
+    Examples
+    --------
+    >>> is_url("https://www.encodeproject.org/files/ENCFF001/@@download/ENCFF001.bigWig"), is_url("a.bw")
+    (True, False)
+    """
+    return bool(_URL.match(str(path)))
+
+
+def read_manifest(manifest, base_dir=None) -> pd.DataFrame:
+    """Read a manifest of tracks into a table with ``biosample``, ``assay`` and ``path`` columns.
+
+    Parameters
+    ----------
+    manifest : str, Path or pandas.DataFrame
+        An ENCODE2018 experiment list (recognised by its ``Download URL`` column), a TSV/CSV file
+        (separator from the extension: ``.csv`` comma, otherwise tab) or a DataFrame with columns
+        ``biosample``, ``assay``, ``path`` and optionally ``biosample_summary``,
+        ``assay_category``, ``accession``. Column names are matched case-insensitively.
+    base_dir : str or Path, optional
+        Folder that relative local paths are relative to. Default: the manifest's folder (the
+        current directory for a DataFrame).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per track with ``biosample``, ``assay``, ``path`` (absolute local path or URL, as
+        str) and whichever optional columns were given.
+
+    Raises
+    ------
+    ManifestError
+        A required column is missing, a label is empty, or a (biosample, assay) pair is listed
+        twice.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = read_manifest(pd.DataFrame({"biosample": ["H1"], "assay": ["CTCF"], "path": ["/data/H1_Ctcf.bw"]}))
+    >>> t.loc[0, "path"]
+    '/data/H1_Ctcf.bw'
+    """
+    if isinstance(manifest, pd.DataFrame):
+        table, where = manifest.copy(), "the manifest DataFrame"
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+    else:
+        path = Path(manifest)
+        if not path.is_file():
+            raise ManifestError(f"manifest {path} does not exist; pass a TSV/CSV file or a pandas DataFrame")
+        table, where = _read_table(path), str(path)
+        base = Path(base_dir) if base_dir is not None else path.resolve().parent
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise ManifestError(
+            f"{where} lacks column(s) {missing}; it has {list(table.columns)}. A manifest needs "
+            "columns biosample, assay, path (or an ENCODE2018 table with a 'Download URL' column)"
+        )
+    keep = list(REQUIRED_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in table.columns]
+    table = table[keep].reset_index(drop=True)
+    for col in ("biosample", "assay", "path"):
+        table[col] = table[col].astype("string").str.strip()
+        empty = table[col].isna() | (table[col] == "")
+        if empty.any():
+            rows = (empty[empty].index + 1).tolist()[:10]
+            raise ManifestError(f"{where}: empty {col} in row(s) {rows}; every row needs a biosample, an assay and a path")
+    table = table.astype({c: object for c in table.columns})
+    dup = table.duplicated(["biosample", "assay"], keep=False)
+    if dup.any():
+        pairs = table.loc[dup, ["biosample", "assay", "path"]].values.tolist()[:10]
+        raise ManifestError(
+            f"{where} lists some (biosample, assay) tracks more than once: {pairs}. "
+            "Keep one file per track (merge replicates before ingesting)"
+        )
+    table["path"] = [p if is_url(p) else str((base / os.path.expanduser(p)).resolve()) for p in table["path"]]
+    return table
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    with open(path) as fh:
+        header = fh.readline()
+    if "Download URL" in header:
+        return read_encode_experiments(path).rename(columns={"url": "path"})
+    sep = "," if path.suffix.lower() == ".csv" else "\t"
+    return pd.read_csv(path, sep=sep, dtype=str, comment="#", skipinitialspace=True)
+
+
+def default_cache_dir() -> Path:
+    """Folder that downloaded bigWig files are kept in: ``pooch.os_cache("epitensor")/bigwig``."""
+    import pooch
+
+    return Path(pooch.os_cache("epitensor")) / "bigwig"
+
+
+def fetch(url: str, cache_dir=None, retries: int = 3, backoff: float = 2.0, timeout: float = 120.0) -> Path:
+    """Download ``url`` into ``cache_dir`` (kept by file name) and return the local path.
+
+    A file already in the cache is not downloaded again, so a folder of files you downloaded
+    yourself can be passed as ``cache_dir``. The download goes to a temporary name and is renamed
+    when complete, so an interrupted download never leaves a truncated file behind.
+
+    Parameters
+    ----------
+    url : str
+        http(s), ftp or file URL.
+    cache_dir : str or Path, optional
+        Default :func:`default_cache_dir`.
+    retries : int, default 3
+        Further attempts after a failed one, waiting ``backoff * 2**attempt`` seconds between them.
+    backoff : float, default 2.0
+    timeout : float, default 120
+        Seconds without data before an attempt fails.
+
+    Raises
+    ------
+    DownloadError
+        Every attempt failed.
+
+    Examples
+    --------
+    >>> fetch("https://www.encodeproject.org/files/ENCFF324BPE/@@download/ENCFF324BPE.bigWig")  # doctest: +SKIP
+    PosixPath('.../epitensor/bigwig/ENCFF324BPE.bigWig')
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    name = os.path.basename(urlparse(url).path) or re.sub(r"[^A-Za-z0-9._-]", "_", url)
+    target = cache / name
+    if target.is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    last = None
+    for attempt in range(retries + 1):
+        fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                shutil.copyfileobj(response, out, length=1 << 20)
+            os.replace(tmp, target)
+            return target
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            last = err
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        if attempt < retries:
+            time.sleep(backoff * 2**attempt)
+    raise DownloadError(
+        f"could not download {url} after {retries + 1} attempts ({last}); check the address and "
+        f"your connection, or download the file yourself into {cache} (it will be used as is)"
+    )

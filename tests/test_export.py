@@ -1,0 +1,108 @@
+"""Exporting tracks to bigWig: header, 25 bp fixed-step entries, inverse transform, exact round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyBigWig
+import pytest
+
+import epitensor as et
+from epitensor.datasets import synthetic_bigwigs
+
+CHROMS = {"chr1": 60_013, "chr2": 30_007}
+GENOME = et.Genome("test", list(CHROMS), list(CHROMS.values()), chunk_bins=1_000)
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    return synthetic_bigwigs(tmp_path / "bw", CHROMS, ["B1", "B2"], ["H3K4me3"], seed=11)
+
+
+def entries(path):
+    bw = pyBigWig.open(str(path))
+    try:
+        return bw.chroms(), {c: bw.intervals(c) or () for c in bw.chroms()}
+    finally:
+        bw.close()
+
+
+@pytest.mark.parametrize("transform", ["none", "arcsinh"])
+def test_round_trip_bigwig_store_bigwig_store_is_exact(tmp_path, manifest, transform):
+    first = et.ingest(manifest, tmp_path / "first.zarr", assembly=GENOME, transform=transform, progress=False)
+    ds = et.open_dataset(first)
+    exported = []
+    for row in manifest.itertuples():
+        out = ds.signal.sel(biosample=row.biosample, assay=row.assay).epi.to_bigwig(tmp_path / f"{row.biosample}.bw", inverse_transform=True)
+        exported.append(str(out))
+        chroms, ivs = entries(out)
+        assert chroms == CHROMS  # header: every contig of the store with its length
+        for contig, length in CHROMS.items():
+            starts = np.array([i[0] for i in ivs[contig]])
+            ends = np.array([i[1] for i in ivs[contig]])
+            assert starts.size == GENOME.n_bins(contig)
+            np.testing.assert_array_equal(starts, np.arange(starts.size) * 25)  # one entry per 25 bp bin
+            np.testing.assert_array_equal(ends, np.minimum(starts + 25, length))  # last bin is partial
+    second = et.ingest(manifest.assign(path=exported), tmp_path / "second.zarr", assembly=GENOME, transform=transform, progress=False)
+    a = et.open_dataset(first).signal.values
+    b = et.open_dataset(second).signal.values
+    if transform == "none":
+        np.testing.assert_array_equal(a, b)
+    else:  # sinh, float32 file, arcsinh: exact but for float32 rounding (at most 1 ulp)
+        assert_within_one_ulp(a, b)
+
+
+def assert_within_one_ulp(a, b):
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    assert np.abs(a.view(np.int32).astype(np.int64) - b.view(np.int32)).max() <= 1
+    assert np.mean(a == b) > 0.99
+
+
+def test_export_without_inverse_keeps_store_values(tmp_path, manifest):
+    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
+    track = et.open_dataset(store).signal.epi.region("chr2:1,000-2,013").sel(biosample="B1", assay="H3K4me3")
+    out = track.epi.to_bigwig(tmp_path / "region.bw")
+    _, ivs = entries(out)
+    assert ivs["chr1"] == ()
+    assert [i[:2] for i in ivs["chr2"]] == [(s, s + 25) for s in range(1000, 2025, 25)]
+    np.testing.assert_array_equal(np.array([i[2] for i in ivs["chr2"]], dtype=np.float32), track.values)
+    inv = track.epi.to_bigwig(tmp_path / "inv.bw", inverse_transform=True)
+    np.testing.assert_allclose([i[2] for i in entries(inv)[1]["chr2"]], np.sinh(track.values.astype(np.float64)), rtol=1e-6)
+
+
+def test_export_several_regions_and_contig_ends(tmp_path, manifest):
+    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
+    signal = et.open_dataset(store).signal.sel(biosample="B1", assay="H3K4me3")
+    track = signal.epi.region(["chr2:29,950-30,007", "chr1:100-150", "chr1:59,990-60,013"])
+    _, ivs = entries(track.epi.to_bigwig(tmp_path / "r.bw"))
+    assert [i[:2] for i in ivs["chr1"]] == [(100, 125), (125, 150), (59_975, 60_000), (60_000, 60_013)]
+    assert [i[:2] for i in ivs["chr2"]] == [(29_950, 29_975), (29_975, 30_000), (30_000, 30_007)]
+
+
+def test_export_errors(tmp_path, manifest):
+    store = et.create_store(tmp_path / "s.zarr", ["B1", "B2"], ["H3K4me3"], GENOME)
+    et.ingest(manifest.iloc[:1], store, progress=False)
+    ds = et.open_dataset(store)
+    with pytest.raises(et.DataError, match="select one biosample and one assay"):
+        ds.signal.epi.to_bigwig(tmp_path / "x.bw")
+    with pytest.raises(et.DataError, match="unobserved track"):
+        ds.signal.sel(biosample="B2", assay="H3K4me3").epi.to_bigwig(tmp_path / "x.bw")
+    assert not (tmp_path / "x.bw").exists() and not list(tmp_path.glob(".x.bw*"))
+    bare = ds.signal.sel(biosample="B1", assay="H3K4me3").copy()
+    bare.attrs = {}
+    with pytest.raises(et.SchemaError, match="genome layout is unknown"):
+        et.to_bigwig(bare, tmp_path / "x.bw")
+
+
+@pytest.mark.shared_data
+def test_real_round_trip_h1(bigwig_dir, tmp_path):
+    path = bigwig_dir / "H1_k4me3.bw"
+    m = pd.DataFrame({"biosample": ["H1"], "assay": ["H3K4me3"], "path": [str(path)]})
+    first = et.ingest(m, tmp_path / "a.zarr", assembly="hg19", chroms=["chr6"], progress=False)
+    window = et.open_dataset(first).signal.epi.region("chr6:31,120,000-31,150,000").sel(biosample="H1", assay="H3K4me3")
+    out = window.epi.to_bigwig(tmp_path / "h1.bw", inverse_transform=True)
+    second = et.ingest(m.assign(path=[str(out)]), tmp_path / "b.zarr", assembly="hg19", chroms=["chr6"], progress=False)
+    again = et.open_dataset(second).signal.epi.region("chr6:31,120,000-31,150,000").sel(biosample="H1", assay="H3K4me3")
+    assert_within_one_ulp(again.values, window.values)
+    assert (window.values > 0).sum() > 500
