@@ -27,9 +27,14 @@ from .genome import Genome
 from .regions import Region, parse_region
 from .store import create_store, open_dataset, validate, write_track
 
+# evaluation: the subpackage epitensor.evaluate is shadowed at top level by its main function
+from .evaluate import Annotations, baselines, cross_validate, cv_folds, plot  # noqa: E402
+from .evaluate.scoring import evaluate  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "Annotations",
     "DataError",
     "DownloadError",
     "EpitensorError",
@@ -40,10 +45,15 @@ __all__ = [
     "RegionError",
     "SchemaError",
     "StoreNotFoundError",
+    "baselines",
     "create_store",
+    "cross_validate",
+    "cv_folds",
     "datasets",
+    "evaluate",
     "open_dataset",
     "parse_region",
+    "plot",
     "validate",
     "write_track",
 ]
