@@ -13,6 +13,10 @@ Examples
 
 from . import accessor as _accessor  # noqa: F401  (registers the .epi accessor)
 from . import datasets
+
+# evaluation: the subpackage epitensor.evaluate is shadowed at top level by its main function
+from .evaluate import Annotations, baselines, cross_validate, cv_folds, plot  # noqa: E402
+from .evaluate.scoring import evaluate  # noqa: E402
 from .exceptions import (
     DataError,
     DownloadError,
@@ -26,10 +30,6 @@ from .exceptions import (
 from .genome import Genome
 from .regions import Region, parse_region
 from .store import create_store, open_dataset, validate, write_track
-
-# evaluation: the subpackage epitensor.evaluate is shadowed at top level by its main function
-from .evaluate import Annotations, baselines, cross_validate, cv_folds, plot  # noqa: E402
-from .evaluate.scoring import evaluate  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -92,7 +92,7 @@ def fold_coverage(folds: xr.DataArray) -> pd.DataFrame:
     >>> f = xr.DataArray([[0, 1], [0, -1]], dims=("biosample", "assay"),
     ...                  coords={"biosample": ["B0", "B1"], "assay": ["x", "y"]})
     >>> fold_coverage(f)[["fold", "kind", "label"]].values.tolist()
-    [[0, 'biosample', 'B1'], [1, 'assay', 'y']]
+    [[0, 'biosample', 'B1'], [0, 'assay', 'x'], [1, 'assay', 'y']]
     """
     f = folds.transpose("biosample", "assay").values
     n_folds = int(folds.attrs.get("n_folds", f.max() + 1))

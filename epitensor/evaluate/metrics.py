@@ -113,7 +113,7 @@ def sorted_with_order(x) -> tuple[np.ndarray, np.ndarray]:
     """
     x = np.asarray(x)
     if x.dtype == np.float32 and x.size < 2**32:
-        bits = x.view(np.uint32).astype(np.uint64)
+        bits = (x + np.float32(0.0)).view(np.uint32).astype(np.uint64)  # -0.0 -> 0.0 (they tie)
         negative = (bits >> np.uint64(31)).astype(bool)
         key = np.where(negative, ~bits & np.uint64(0xFFFFFFFF), bits | np.uint64(0x80000000))
         key <<= np.uint64(32)
@@ -176,7 +176,7 @@ def pearson(x, y) -> float:
         sxy += float(dx @ dy)
     if sxx == 0.0 or syy == 0.0:
         return float("nan")
-    return sxy / np.sqrt(sxx * syy)
+    return float(sxy / np.sqrt(sxx * syy))
 
 
 def _sq_error_sum(x, y, where=None) -> tuple[float, int]:
@@ -220,7 +220,7 @@ def gwcorr(y_true, y_pred) -> float:
     Examples
     --------
     >>> round(gwcorr([1.0, 2.0, 3.0], [2.0, 4.0, 6.5]), 4)
-    0.9985
+    0.9979
     """
     return pearson(y_true, y_pred)
 
@@ -364,9 +364,9 @@ def _cumulative_sq_error(y_true, y_pred) -> np.ndarray:
     return out
 
 
-def _region_mse_from_cumsum(csum, lo, hi) -> float:
+def _region_mse_from_cumsum(csum, lo, hi, n=None) -> float:
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
-    n = int(np.sum(hi - lo))
+    n = int(np.sum(hi - lo)) if n is None else n
     if n == 0:
         return float("nan")
     return float(np.sum(csum[hi] - csum[lo])) / n
@@ -498,7 +498,8 @@ def score_arrays(y_true, y_pred, *, metrics=None, regions=None, variance=None, t
         Names of :data:`EIC_METRICS` and/or :data:`PAPER_METRICS`.
     regions : dict, optional
         ``{"promoters"|"genes"|"enhancers": (lo, hi)}`` index intervals into the arrays, for
-        mseprom/msegene/mseenh (NaN when absent).
+        mseprom/msegene/mseenh (NaN when absent); ``(lo, hi, n)`` divides the pooled squared
+        error by ``n`` instead of the number of bins.
     variance : 1-D array, optional
         Per-bin variance of the assay across biosamples, for msevar (NaN when absent).
     transform : callable, optional

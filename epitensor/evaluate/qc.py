@@ -37,7 +37,7 @@ def robust_z(values) -> np.ndarray:
     Examples
     --------
     >>> robust_z([1.0, 1.1, 0.9, 1.0, 5.0]).round(1).tolist()
-    [0.0, 1.0, -1.0, 0.0, 40.5]
+    [0.0, 0.7, -0.7, 0.0, 27.0]
     """
     x = np.asarray(values, dtype=np.float64)
     med = np.nanmedian(x)

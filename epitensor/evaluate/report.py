@@ -60,10 +60,11 @@ def improvement_table(scores_model: pd.DataFrame, scores_baseline: pd.DataFrame 
 
     Examples
     --------
-    >>> m = pd.DataFrame({"biosample": ["a", "b"], "assay": ["x", "y"], "mse": [1.0, 3.0]})
+    >>> m = pd.DataFrame({"biosample": ["a", "b"], "assay": ["x", "y"], "mse": [1.0, 2.0]})
     >>> b = pd.DataFrame({"biosample": ["a", "b"], "assay": ["x", "y"], "mse": [2.0, 2.0]})
-    >>> improvement_table(m, b).loc["mse", ["relative_improvement", "track_wins", "n_tracks"]].tolist()
-    [0.0, 1, 2]
+    >>> t = improvement_table(m, b)
+    >>> float(t.loc["mse", "relative_improvement"]), int(t.loc["mse", "track_wins"]), int(t.loc["mse", "n_tracks"])
+    (0.25, 1, 2)
     """
     joined = paired_scores(scores_model, scores_baseline)
     if metrics is None:
