@@ -57,10 +57,10 @@ def average_activity(signal: xr.DataArray, train=None) -> xr.DataArray:
     ('biosample', 'assay', 'position')
     """
     train = training_mask(signal, train)
-    x = signal.where(train)
+    x = signal.astype(np.float64).where(train)  # float64: the leave-one-out subtraction cancels
     total = x.sum("biosample", skipna=True)
     count = train.sum("biosample")
-    own = signal.where(train, 0.0)
+    own = x.fillna(0.0)
     n = count - train.astype(np.int64)
     base = (total - own) / n.where(n > 0)
     base = base.transpose("biosample", "assay", "position").astype(np.float32)

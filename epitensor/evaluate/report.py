@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError
@@ -75,7 +74,7 @@ def improvement_table(scores_model: pd.DataFrame, scores_baseline: pd.DataFrame 
     for m in metrics:
         mod, base = joined[f"{m}_model"], joined[f"{m}_baseline"]
         sign = 1.0 if higher_is_better(m) else -1.0
-        mm, bm = float(np.nanmean(mod)), float(np.nanmean(base))
+        mm, bm = float(mod.mean()), float(base.mean())  # NaN-skipping, silent on all-NaN
         assay_table = per_assay(joined.rename(columns={f"{m}_model": m})[_KEYS + [m]],
                                 joined.rename(columns={f"{m}_baseline": m})[_KEYS + [m]], m)
         rows.append({

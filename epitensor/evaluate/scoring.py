@@ -11,7 +11,14 @@ import xarray as xr
 from ..exceptions import DataError, LabelError, SchemaError
 from ..genome import Genome
 from .annotations import TrackLayout, load_annotations, peak_labels, read_bed, track_layout
-from .metrics import PEAK_METRICS, average_precision, epr, resolve_metrics, score_arrays
+from .metrics import (
+    PEAK_METRICS,
+    REGION_METRICS,
+    average_precision,
+    epr,
+    resolve_metrics,
+    score_arrays,
+)
 
 
 def as_tracks(da: xr.DataArray, what: str) -> xr.DataArray:
@@ -81,8 +88,8 @@ def evaluate(
         both whose truth has values is scored. Tracks are read one at a time (dask computes one
         track pair, never the whole tensor).
     annotations : "hg19", "hg38", folder, Annotations or None
-        Genes/enhancers/blacklist for the region metrics and blacklist handling; None skips them
-        (region metrics are NaN). Assembly names look in ``data_dir`` / ``$EPITENSOR_DATA``.
+        Genes/enhancers/blacklist for the region metrics and blacklist handling; None skips the
+        region metrics (left out of the preset metric sets; NaN if asked for by name). Assembly names look in ``data_dir`` / ``$EPITENSOR_DATA``.
     metrics : "eic", "paper", "all" or list of str, default "eic"
         See :mod:`epitensor.evaluate.metrics`; add ``"ap"``/``"epr"`` with ``peaks``.
     eic_parity : bool, default False
@@ -123,6 +130,8 @@ def evaluate(
     imputed, truth = align_tracks(imputed, truth)
     genome = _genome_of(truth, imputed)
     ann = load_annotations(annotations, data_dir)
+    if ann is None and (metrics is None or isinstance(metrics, str) and metrics in ("eic", "paper", "all")):
+        wanted = {k: v for k, v in wanted.items() if v not in REGION_METRICS}  # skipped without annotations
     positions = truth["position"].values if "position" in truth.indexes else None
     layout = track_layout(genome, positions, ann, eic_parity=eic_parity)
     if layout.select.size == 0:
