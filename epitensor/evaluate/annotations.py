@@ -304,45 +304,40 @@ def track_layout(genome: Genome, positions, annotations: Annotations | None = No
     (1000, {})
     """
     bs = genome.bin_size
-    pos = np.arange(genome.n_positions, dtype=np.int64) if positions is None else np.asarray(positions, dtype=np.int64)
     contigs = [c for c in genome.contigs if not eic_parity or c in EIC_CHROMS]
     if eic_parity and not contigs:
         raise DataError(f"eic_parity=True scores chr1-22 and chrX, but this genome has only {list(genome.contigs)[:10]}")
-    # contig of each position; positions in padding or excluded contigs are dropped
-    starts = np.array([genome.contig_bins(c)[0] for c in contigs], dtype=np.int64)
-    ends = np.array([genome.contig_bins(c)[1] for c in contigs], dtype=np.int64)
-    order = np.argsort(starts)
-    starts, ends, contigs = starts[order], ends[order], [contigs[i] for i in order]
-    idx = np.searchsorted(starts, pos, side="right") - 1
-    inside = (idx >= 0) & (pos < ends[np.clip(idx, 0, None)])
-    blacklisted = np.zeros(pos.size, dtype=bool)
-    bl = region_table(annotations, "blacklist", bs, eic_parity) if annotations is not None else None
-    bl_bins = {}
-    if bl is not None:
-        for c, grp in bl.groupby("chrom", sort=False):
-            if c in contigs:
-                n = ends[contigs.index(c)] - starts[contigs.index(c)]
-                mask = np.zeros(n + 1, dtype=np.int32)
-                lo, hi = np.clip(grp["lo"].to_numpy(), 0, n), np.clip(grp["hi"].to_numpy(), 0, n)
-                np.add.at(mask, lo, 1)
-                np.add.at(mask, hi, -1)
-                bl_bins[c] = np.cumsum(mask[:n]) > 0
-        for c, m in bl_bins.items():
-            i = contigs.index(c)
-            here = inside & (idx == i)
-            blacklisted[here] = m[pos[here] - starts[i]]
-    select = np.flatnonzero(inside & ~blacklisted)
-    kept = pos[select]
+    spans = sorted((genome.contig_bins(c), c) for c in contigs)
+    contigs = [c for _, c in spans]
+    starts = np.array([lo for (lo, _), _ in spans], dtype=np.int64)
+    ends = np.array([hi for (_, hi), _ in spans], dtype=np.int64)
+    bl_bins = _blacklist_bins(annotations, contigs, ends - starts, bs, eic_parity)
+    if positions is None:  # the whole axis: masks by slices, no per-position search
+        keep = np.zeros(genome.n_positions, dtype=bool)
+        for i, c in enumerate(contigs):
+            keep[starts[i]:ends[i]] = True if c not in bl_bins else ~bl_bins[c]
+        kept = np.flatnonzero(keep)
+        del keep
+        select = kept
+    else:
+        pos = np.asarray(positions, dtype=np.int64)
+        if pos.size > 1 and (np.diff(pos) <= 0).any():
+            raise DataError("positions must be increasing; sort the array along 'position' (da.sortby('position'))")
+        keep = np.zeros(pos.size, dtype=bool)
+        for i, c in enumerate(contigs):
+            lo, hi = np.searchsorted(pos, [starts[i], ends[i]])
+            keep[lo:hi] = True if c not in bl_bins else ~bl_bins[c][pos[lo:hi] - starts[i]]
+        select = np.flatnonzero(keep)
+        kept = pos[select]
     # keys: genome-wide position (default) or contig start + compacted bin number (parity)
+    keys = kept
     if eic_parity and bl_bins:
         keys = kept.copy()
-        for c, m in bl_bins.items():
-            i = contigs.index(c)
-            here = (kept >= starts[i]) & (kept < ends[i])
-            compact = np.cumsum(~m) - 1
-            keys[here] = starts[i] + compact[kept[here] - starts[i]]
-    else:
-        keys = kept
+        for i, c in enumerate(contigs):
+            if c in bl_bins:
+                lo, hi = np.searchsorted(kept, [starts[i], ends[i]])
+                compact = np.cumsum(~bl_bins[c]) - 1
+                keys[lo:hi] = starts[i] + compact[kept[lo:hi] - starts[i]]
     regions = {}
     if annotations is not None:
         for kind in kinds:
@@ -355,6 +350,22 @@ def track_layout(genome: Genome, positions, annotations: Annotations | None = No
                 scored = table[table["chrom"].isin(contigs)]
                 regions[kind] = (*regions[kind], int((scored["hi"] - scored["lo"]).sum()))
     return TrackLayout(kept, select, regions)
+
+
+def _blacklist_bins(annotations, contigs, sizes, bin_size, eic_parity) -> dict:
+    """Per-contig boolean arrays of blacklisted bins."""
+    bl = region_table(annotations, "blacklist", bin_size, eic_parity) if annotations is not None else None
+    out = {}
+    if bl is None:
+        return out
+    for c, grp in bl.groupby("chrom", sort=False):
+        if c in contigs:
+            n = int(sizes[contigs.index(c)])
+            mark = np.zeros(n + 1, dtype=np.int32)
+            np.add.at(mark, np.clip(grp["lo"].to_numpy(), 0, n), 1)
+            np.add.at(mark, np.clip(grp["hi"].to_numpy(), 0, n), -1)
+            out[c] = np.cumsum(mark[:n]) > 0
+    return out
 
 
 def _index_intervals(table, contigs, starts, ends, bl_bins, keys, eic_parity):
