@@ -21,8 +21,8 @@ def _pyplot():
 
 
 def _track(da, biosample, assay, region) -> xr.DataArray:
-    if region is not None and "position" not in da.indexes:
-        da = da.epi.region(region)
+    if region is not None:
+        da = da.epi.region(region)  # works on the full axis and on arrays with a position index
     for dim, label in (("biosample", biosample), ("assay", assay)):
         if dim in da.dims:
             da = da.sel({dim: label})
@@ -65,10 +65,13 @@ def tracks(observed: xr.DataArray, imputed: xr.DataArray | None = None, baseline
         fig, axes = plt.subplots(n_lanes, 1, figsize=(10, 1.6 * n_lanes + 0.4), sharex=True, squeeze=False)
         axes = list(axes[:, 0])
     first = lanes[0][1]
-    if "start" not in first.coords:
-        raise DataError("select a region (region='chr1:...') so the track has genomic start coordinates")
-    x = first["start"].values
-    chrom = str(first["chrom"].values[0]) if "chrom" in first.coords else ""
+    if "position" not in first.indexes:
+        raise DataError("pass region='chr1:...' (or arrays selected with .epi.region) so the track has coordinates")
+    names, x = first.epi.genome.locate(first["position"].values)
+    chrom = str(names[0])
+    for name, da, _ in lanes[1:]:
+        if da.sizes["position"] != x.size:
+            raise DataError(f"the {name} track covers {da.sizes['position']:,} bins but observed covers {x.size:,}; select the same region")
     for lane_ax, (name, da, color) in zip(axes, lanes):
         lane_ax.fill_between(x, np.asarray(da.values, dtype=float), step="post", color=color, alpha=0.8, lw=0)
         lane_ax.set_ylabel(name, rotation=0, ha="right", va="center")
