@@ -73,6 +73,10 @@ def test_evaluate_scores_held_out_tracks_of_a_store(ds):
     t = ds.held_out.sel(biosample=row.biosample, assay=row.assay).values.astype(np.float64)
     p = base.sel(biosample=row.biosample, assay=row.assay).values.astype(np.float64)
     assert row["mseGlobal"] == pytest.approx(((t - p) ** 2).mean(), rel=1e-6)
+    # against the observed signal: the observed tracks only; an explicit track list is honoured
+    assert len(et.evaluate(base, ds.signal, metrics=["mse"])) == int(ds.observed.sum())
+    one = et.evaluate(base, ds.held_out, metrics=["mse"], tracks=[(row.biosample, row.assay)])
+    assert one[["biosample", "assay"]].values.tolist() == [[row.biosample, row.assay]]
     # region selection works and scores only the region's bins
     sub = et.evaluate(base.epi.region("synthetic:0-100kb"), ds.held_out.epi.region("synthetic:0-100kb"), metrics=["mse"])
     assert (sub.n_bins == 4000).all()

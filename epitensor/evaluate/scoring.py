@@ -75,6 +75,7 @@ def evaluate(
     variance_from: xr.DataArray | None = None,
     peaks=None,
     peak_window: int = 200,
+    tracks=None,
     data_dir=None,
     progress: bool = False,
 ) -> pd.DataFrame:
@@ -105,6 +106,10 @@ def evaluate(
         ``{(biosample, assay): BED/narrowPeak path or table}`` of called peaks for ``ap``/``epr``.
     peak_window : int, default 200
         Label resolution in bp: imputed values are averaged in windows of this size.
+    tracks : (biosample, assay) bool DataArray or list of (biosample, assay), optional
+        Tracks to score. Default: when ``truth`` carries the ``observed`` mask, the observed
+        tracks for ``signal`` and the unobserved ones for ``held_out`` (so a genome-wide store
+        never reads the chunks of absent tracks); otherwise every pair whose truth has values.
     data_dir : path, optional
         Where to find annotation files for an assembly name.
     progress : bool, default False
@@ -139,7 +144,7 @@ def evaluate(
     transform = np.sinh if eic_parity and truth.attrs.get("transform", "arcsinh") == "arcsinh" else None
     value_metrics = {k: v for k, v in wanted.items() if v not in PEAK_METRICS}
     variances: dict[str, np.ndarray | None] = {}
-    pairs = [(b, a) for b in truth.biosample.values for a in truth.assay.values]
+    pairs = _pairs_to_score(truth, tracks)
     rows = []
     iterator = pairs
     if progress:
@@ -175,6 +180,21 @@ def evaluate(
         rows.append(row)
     columns = ["biosample", "assay", "n_bins", *wanted]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _pairs_to_score(truth: xr.DataArray, tracks) -> list[tuple[str, str]]:
+    every = [(b, a) for b in truth.biosample.values for a in truth.assay.values]
+    if tracks is None and "observed" in truth.coords and truth.name in ("signal", "held_out"):
+        obs = truth["observed"].transpose("biosample", "assay").values
+        tracks = obs if truth.name == "signal" else ~obs
+        return [p for p, keep in zip(every, np.asarray(tracks).ravel()) if keep]
+    if tracks is None:
+        return every
+    if isinstance(tracks, xr.DataArray):
+        mask = tracks.astype(bool).reindex(biosample=truth.biosample.values, assay=truth.assay.values, fill_value=False)
+        return [p for p, keep in zip(every, mask.transpose("biosample", "assay").values.ravel()) if keep]
+    wanted = {(str(b), str(a)) for b, a in tracks}
+    return [p for p in every if (str(p[0]), str(p[1])) in wanted]
 
 
 def _assay_variance(source: xr.DataArray, assay: str, transform) -> np.ndarray | None:
