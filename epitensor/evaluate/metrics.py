@@ -113,14 +113,14 @@ def sorted_with_order(x) -> tuple[np.ndarray, np.ndarray]:
     """
     x = np.asarray(x)
     if x.dtype == np.float32 and x.size < 2**32:
-        bits = (x + np.float32(0.0)).view(np.uint32).astype(np.uint64)  # -0.0 -> 0.0 (they tie)
-        negative = (bits >> np.uint64(31)).astype(bool)
-        key = np.where(negative, ~bits & np.uint64(0xFFFFFFFF), bits | np.uint64(0x80000000))
-        key <<= np.uint64(32)
-        key |= np.arange(x.size, dtype=np.uint64)
+        n = x.size
+        key = np.empty(n, dtype=np.uint64)
+        for s in _chunks(n):  # order-preserving bits of the value in the high word, index in the low
+            bits = (x[s] + np.float32(0.0)).view(np.uint32).astype(np.uint64)  # -0.0 -> 0.0 (they tie)
+            flip = (bits >> np.uint64(31)) * np.uint64(0x7FFFFFFF) + np.uint64(0x80000000)
+            key[s] = ((bits ^ flip) << np.uint64(32)) | np.arange(s.start, s.stop, dtype=np.uint64)
         key.sort()
-        order = (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
-        del key
+        order = np.bitwise_and(key, np.uint64(0xFFFFFFFF), out=key).view(np.int64)  # in place
         return x[order], order
     order = np.argsort(x, kind="stable")
     return x[order], order
@@ -141,8 +141,14 @@ def average_ranks(x, _sorted=None) -> np.ndarray:
     np.not_equal(xs[1:], xs[:-1], out=new[1:])
     starts = np.flatnonzero(new)
     del new
-    sizes = np.diff(np.append(starts, n))
-    mean_rank = starts + (sizes + 1) / 2.0
+    sizes = np.diff(starts, append=n)
+    # mean 1-based rank of a tie group [start, end): (start + end + 1) / 2
+    mean_rank = np.empty(starts.size, dtype=np.float64)
+    np.add(starts[:-1], starts[1:], out=mean_rank[:-1])
+    mean_rank[-1] = starts[-1] + n
+    del starts
+    mean_rank += 1.0
+    mean_rank *= 0.5
     ranks = np.empty(n, dtype=np.float64)
     ranks[order] = np.repeat(mean_rank, sizes)
     return ranks
