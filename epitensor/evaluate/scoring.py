@@ -100,8 +100,10 @@ def evaluate(
         of the papers, every contig, blacklisted bins masked (see
         :mod:`epitensor.evaluate.annotations`).
     variance_from : DataArray, optional
-        Tracks whose per-assay, per-bin variance across biosamples weights ``msevar``
-        (default: ``truth``). The challenge used every truth track of the assay.
+        Tracks whose per-assay, per-bin (population) variance across biosamples weights
+        ``msevar``; default ``truth``. With hidden tracks scored against ``ds.held_out`` pass
+        ``variance_from=ds.signal`` (the observed tracks of each assay, as the challenge computed
+        it from the available tracks of the assay); with fewer than 2 tracks msevar is NaN.
     peaks : mapping, optional
         ``{(biosample, assay): BED/narrowPeak path or table}`` of called peaks for ``ap``/``epr``.
     peak_window : int, default 200
