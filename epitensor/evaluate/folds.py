@@ -155,7 +155,8 @@ def cross_validate(
     region : str, tuple or list, optional
         Genomic region to impute and score (None: the whole position axis).
     fit_kwargs : dict, optional
-        Passed to ``model.fit``.
+        Passed to ``model.fit`` (``region`` is not passed on: give the training region here,
+        e.g. ``{"region": ..., "epochs": ...}`` for :class:`epitensor.Avocado`).
     annotations, metrics, eic_parity
         Passed to :func:`epitensor.evaluate`.
     baseline : bool, default True

@@ -40,7 +40,7 @@ def tracks(observed: xr.DataArray, imputed: xr.DataArray | None = None, baseline
     biosample, assay : str
     region : str or tuple
         E.g. ``"chr20:1,000,000-1,100,000"``; required unless the arrays are already regions.
-    annotations : Annotations, optional
+    annotations : Annotations, "hg19"/"hg38" or folder, optional
         Genes (with strand arrows) and enhancers drawn in a lane below.
     path : str or Path, optional
         Save the figure there (PNG, PDF, SVG by suffix).
@@ -77,7 +77,9 @@ def tracks(observed: xr.DataArray, imputed: xr.DataArray | None = None, baseline
         lane_ax.set_ylabel(name, rotation=0, ha="right", va="center")
         lane_ax.spines[["top", "right"]].set_visible(False)
     if annotations is not None:
-        _annotation_lane(axes[-1], annotations, chrom, x.min(), x.max() + 25)
+        from .annotations import load_annotations
+
+        _annotation_lane(axes[-1], load_annotations(annotations), chrom, x.min(), x.max() + first.epi.genome.bin_size)
     axes[-1].set_xlabel(f"{chrom} position (bp)")
     axes[0].set_title(f"{biosample} {assay}")
     fig.tight_layout()
