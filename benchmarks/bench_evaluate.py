@@ -216,6 +216,7 @@ def main():
 
     row = ours
     print()
+    shared = [k for k in per_metric if k.startswith("(") and k != "(load/mask)"]
     print(f"{'metric':<22} {'epitensor s':>12} {'reference s':>12}  {'epitensor':>12} {'reference':>12}")
     for name in ["(load/mask)", *EIC_METRICS, *shared]:
         r = timings.get(name, float("nan"))
