@@ -82,6 +82,19 @@ def test_evaluate_scores_held_out_tracks_of_a_store(ds):
     assert (sub.n_bins == 4000).all()
 
 
+def test_msevar_on_a_region_with_variance_from_the_observed_signal(ds):
+    base = et.baselines.average_activity(ds.signal)
+    region = "synthetic:50kb-150kb"
+    scores = et.evaluate(base.epi.region(region), ds.held_out.epi.region(region), metrics=["msevar"],
+                         variance_from=ds.signal)
+    row = scores.iloc[0]
+    sig = ds.signal.epi.region(region).sel(assay=row.assay).values.astype(np.float64)
+    var = np.nanvar(sig[ds.observed.sel(assay=row.assay).values], axis=0)
+    t = ds.held_out.epi.region(region).sel(biosample=row.biosample, assay=row.assay).values.astype(np.float64)
+    p = base.epi.region(region).sel(biosample=row.biosample, assay=row.assay).values.astype(np.float64)
+    assert row["msevar"] == pytest.approx(((t - p) ** 2) @ var / var.sum(), rel=1e-5)
+
+
 def test_evaluate_with_peaks(ds):
     base = et.baselines.average_activity(ds.signal)
     b, a = map(str, ds.held_out.epi.tracks("all").query("~observed")[["biosample", "assay"]].iloc[0])

@@ -171,7 +171,7 @@ def evaluate(
         variance = None
         if "msevar" in value_metrics.values():
             if a not in variances:
-                variances[a] = _assay_variance(variance_from if variance_from is not None else truth, a, transform)
+                variances[a] = _assay_variance(variance_from if variance_from is not None else truth, a, transform, positions)
             variance = None if variances[a] is None else variances[a][lay.select]
         row = {"biosample": b, "assay": a, "n_bins": int(y_true.size)}
         row.update(score_arrays(y_true, y_pred, metrics=list(value_metrics), regions=lay.regions,
@@ -199,12 +199,18 @@ def _pairs_to_score(truth: xr.DataArray, tracks) -> list[tuple[str, str]]:
     return [p for p in every if (str(p[0]), str(p[1])) in wanted]
 
 
-def _assay_variance(source: xr.DataArray, assay: str, transform) -> np.ndarray | None:
-    """Per-bin population variance across the biosamples that have ``assay`` (NaN tracks skipped)."""
+def _assay_variance(source: xr.DataArray, assay: str, transform, positions=None) -> np.ndarray | None:
+    """Per-bin population variance across the biosamples that have ``assay`` (NaN tracks skipped),
+    on the scored array's ``positions`` (genome-wide bins; None: the whole axis)."""
     source = as_tracks(source, "variance_from")
     if assay not in source.indexes["assay"]:
         return None
     tracks = source.sel(assay=assay)
+    if positions is not None:
+        if "position" in tracks.indexes:
+            tracks = tracks.sel(position=positions)
+        else:
+            tracks = tracks.isel(position=positions)
     if transform is not None:
         tracks = xr.apply_ufunc(transform, tracks, dask="allowed")
     var = tracks.var("biosample", skipna=True)
