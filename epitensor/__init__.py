@@ -12,7 +12,8 @@ Examples
 """
 
 from . import accessor as _accessor  # noqa: F401  (registers the .epi accessor)
-from . import datasets, io
+from . import datasets, evaluation, io
+from .evaluation import Annotations, baselines, cross_validate, cv_folds, evaluate, plot
 from .exceptions import (
     DataError,
     DownloadError,
@@ -32,6 +33,7 @@ from .store import TrackWriter, create_store, open_dataset, validate, write_trac
 __version__ = "0.1.0"
 
 __all__ = [
+    "Annotations",
     "DataError",
     "DownloadError",
     "EpitensorError",
@@ -44,12 +46,18 @@ __all__ = [
     "SchemaError",
     "StoreNotFoundError",
     "TrackWriter",
+    "baselines",
     "create_store",
+    "cross_validate",
+    "cv_folds",
     "datasets",
+    "evaluate",
+    "evaluation",
     "ingest",
     "io",
     "open_dataset",
     "parse_region",
+    "plot",
     "read_manifest",
     "to_bigwig",
     "validate",
