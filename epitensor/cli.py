@@ -143,23 +143,190 @@ def _client(scheduler: str | None):
 
 
 @main.command()
+@click.argument("store", type=click.Path())
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--region", default=None, help="Training region(s), comma-separated (default: every contig).")
+@click.option("--epochs", type=int, default=200, show_default=True, help="Passes over the training positions.")
+@click.option("--minutes", type=float, default=None, help="Training budget (stop after the epoch that passes it).")
+@click.option("--preset", default="paper", show_default=True, help="paper (published configuration) or small.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when there is one), cpu or cuda.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_friendly_errors
+def train(store, model_dir, region, epochs, minutes, preset, device, seed):
+    """Train Avocado on the observed tracks of a store (stage 1) and save the model.
+
+    Also writes the biosample and assay factors (and the training region's genome factors)
+    into the store.
+
+    \b
+    Example:
+      epitensor train compendium.zarr model/ --region chr20 --epochs 200 --preset paper
+    """
+    from .model import Avocado
+    from .store import open_dataset
+
+    model = Avocado(open_dataset(store), preset=preset, device=device, seed=seed)
+    history = model.fit(region=_split(region), epochs=epochs, time_limit=None if minutes is None else minutes * 60)
+    model.save(model_dir)
+    model.write_factors(store)
+    last = history.iloc[-1]
+    click.echo(f"trained {len(history)} epochs, final loss {last['loss']:.4f}; saved {model_dir}")
+
+
+def _load_model(model_dir, store):
+    from .model import Avocado
+    from .store import open_dataset
+
+    return Avocado.load(model_dir, open_dataset(store))
+
+
+_SCALE_OPTIONS = [
+    click.option("--block-size", default="1Mb", show_default=True, help="Block length, a multiple of 5 kbp."),
+    click.option("--workers", type=int, default=None, help="Start a LocalCluster of N single-threaded workers."),
+    click.option("--scheduler", default=None, help="A distributed scheduler address (tcp://host:8786), or threads/synchronous."),
+    click.option("--gpu", is_flag=True, help='Each task claims one GPU (workers started with --resources "GPU=1").'),
+    click.option("--dry-run", is_flag=True, help="Print the plan (blocks, predictions) and stop."),
+]
+
+
+def _scale_options(fn):
+    for option in reversed(_SCALE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def _print_report(report):
+    if report is None or not len(report):
+        return
+    counts = report["status"].value_counts().to_dict() if "status" in report else {}
+    click.echo(f"{len(report)} blocks: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@main.command("fit-genome")
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("store", type=click.Path())
+@click.option("--region", default=None, help="Region(s), comma-separated (default: every contig).")
+@click.option("--epochs", type=int, default=200, show_default=True, help="Passes over each block's positions.")
+@click.option("--write-imputed", is_flag=True, help="Also write every block's imputations.")
+@_scale_options
+@_friendly_errors
+def fit_genome(model_dir, store, region, epochs, write_imputed, block_size, workers, scheduler, gpu, dry_run):
+    """Stage 2: fit genome factors block by block with everything else frozen (resumable).
+
+    Rerun the same command after an interruption: finished blocks are skipped.
+
+    \b
+    Example:
+      epitensor fit-genome model/ compendium.zarr --region chr21 --block-size 1Mb --workers 2
+      epitensor fit-genome model/ compendium.zarr --scheduler tcp://scheduler:8786 --gpu
+    """
+    model = _load_model(model_dir, store)
+    report = model.fit_genome(store, region=_split(region), block_size=block_size, epochs=epochs,
+                              workers=workers, scheduler=scheduler, resources={"GPU": 1} if gpu else None,
+                              write_imputed=write_imputed, dry_run=dry_run)
+    _print_report(report)
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("store", type=click.Path())
+@click.option("--biosamples", default=None, help="Comma-separated biosamples (default: all).")
+@click.option("--assays", default=None, help="Comma-separated assays (default: all).")
+@click.option("--missing", is_flag=True, help="Impute every unobserved (biosample, assay) pair: complete the tensor.")
+@click.option("--region", default=None, help="Region(s), comma-separated (default: where the model has genome factors).")
+@_scale_options
+@_friendly_errors
+def impute(model_dir, store, biosamples, assays, missing, region, block_size, workers, scheduler, gpu, dry_run):
+    """Write imputations into the store's `imputed` variable (never into `signal`).
+
+    \b
+    Example:
+      epitensor impute model/ compendium.zarr --biosamples E065 --assays H3K36me3 --region pilot
+      epitensor impute model/ compendium.zarr --missing --region chr21 --scheduler tcp://scheduler:8786
+    """
+    model = _load_model(model_dir, store)
+    if missing or dry_run or gpu:
+        pairs = "unobserved" if missing else [(b, a) for b in (_split(biosamples) or model.biosamples)
+                                              for a in (_split(assays) or model.assays)]
+        report = model.impute_genome(store, pairs=pairs, region=_split(region), block_size=block_size,
+                                     workers=workers, scheduler=scheduler,
+                                     resources={"GPU": 1} if gpu else None, dry_run=dry_run)
+    else:
+        report = model.impute_to_store(store, biosamples=_split(biosamples), assays=_split(assays), region=_split(region),
+                                       workers=workers, scheduler=scheduler,
+                                       block_size=block_size if (workers or scheduler) else None)
+    _print_report(report)
+    click.echo(f"imputations written to {store} (variable 'imputed')")
+
+
+@main.command("evaluate")
+@click.argument("store", type=click.Path())
+@click.option("--imputed", "imputed_var", default="imputed", show_default=True, help="Variable holding the imputations.")
+@click.option("--truth", default="held_out", show_default=True, help="Variable holding the true tracks (held_out or signal).")
+@click.option("--annotations", default=None, help="hg19/hg38 (files found via $EPITENSOR_DATA) or a folder of BED files.")
+@click.option("--eic-parity", is_flag=True, help="Reproduce the ENCODE Imputation Challenge's scoring choices.")
+@click.option("--baseline/--no-baseline", default=True, show_default=True, help="Also score the average-activity baseline.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the scores to this CSV file.")
+@_friendly_errors
+def evaluate_command(store, imputed_var, truth, annotations, eic_parity, baseline, out):
+    """Score imputations against the true tracks, one row per track, with the baseline beside them.
+
+    \b
+    Example:
+      epitensor evaluate demo-output/roadmap.zarr --out scores.csv
+      epitensor evaluate compendium.zarr --truth signal --annotations hg38 --eic-parity
+    """
+    import pandas as pd
+
+    from .evaluation import baselines, evaluate
+    from .evaluation.report import improvement_table
+    from .exceptions import SchemaError
+    from .store import open_dataset
+
+    ds = open_dataset(store)
+    for name in (imputed_var, truth):
+        if name not in ds.data_vars:
+            raise SchemaError(f"store {store} has no variable {name!r}; it has {sorted(map(str, ds.data_vars))}")
+    kwargs = dict(annotations=annotations, eic_parity=eic_parity, variance_from=ds.signal, progress=False)
+    scores = evaluate(ds[imputed_var], ds[truth], **kwargs).assign(method=imputed_var)
+    table = scores
+    if baseline:
+        base = evaluate(baselines.average_activity(ds.signal), ds[truth], **kwargs).assign(method="average_activity")
+        table = pd.concat([scores, base])
+        click.echo(improvement_table(scores, base).to_string(float_format=lambda v: f"{v:.4f}"))
+    else:
+        click.echo(scores.to_string(float_format=lambda v: f"{v:.4f}"))
+    if out:
+        table.to_csv(out, index=False)
+        click.echo(f"wrote {out}")
+
+
+@main.command()
 @click.option("--out", type=click.Path(), default="demo-output", show_default=True, help="Output folder.")
 @click.option("--synthetic", is_flag=True, help="Use the offline synthetic compendium (no data needed).")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder with the Roadmap .npz tracks (default: $EPITENSOR_DATA, else download).")
-@click.option("--n-bins", type=int, default=None, help="Use only the first N positions.")
+@click.option("--n-bins", type=int, default=200_000, show_default=True, help="Use the first N positions (0: all).")
+@click.option("--minutes", type=float, default=5.0, show_default=True, help="Training budget.")
+@click.option("--preset", default="small", show_default=True, help="Model preset: small (for small compendia) or paper.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when there is one), cpu or cuda.")
 @_friendly_errors
-def demo(out, synthetic, data, n_bins):
-    """The main job on the Roadmap sample: build the store with five tracks hidden.
+def demo(out, synthetic, data, n_bins, minutes, preset, device):
+    """The main job on the Roadmap sample: hide five tracks, train, impute, score, plot.
+
+    Builds the store of the 25 Roadmap tracks with the five Latin-square tracks hidden, trains
+    Avocado on the other 20, imputes the five into the store, scores them against the
+    average-activity baseline and writes the store, model, score tables and figures to --out.
 
     \b
     Example:
       epitensor demo --out demo-output --data ../shared/data/roadmap_pilot
-      epitensor demo --synthetic
+      epitensor demo --synthetic --minutes 1
     """
     from .demo import run_demo
 
-    run_demo(out, synthetic=synthetic, data=data, n_bins=n_bins, echo=click.echo)
+    run_demo(out, synthetic=synthetic, data=data, n_bins=n_bins or None, minutes=minutes, preset=preset,
+             device=device, echo=click.echo)
 
 
 if __name__ == "__main__":  # pragma: no cover

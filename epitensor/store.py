@@ -120,7 +120,7 @@ def create_store(
     >>> path = create_store(tempfile.mkdtemp() + "/t.zarr", ["HepG2", "K562"], ["H3K27ac", "CTCF"],
     ...                     et.Genome.from_assembly("hg38", contigs=["chr21"]))
     >>> et.open_dataset(path).signal.shape
-    (2, 2, 1871600)
+    (2, 2, 1868400)
     """
     path = Path(path)
     if transform not in TRANSFORMS:
