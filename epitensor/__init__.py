@@ -19,23 +19,27 @@ from .exceptions import (
     EpitensorError,
     GenomeError,
     LabelError,
+    ModelError,
     RegionError,
     SchemaError,
     StoreNotFoundError,
 )
 from .genome import Genome
+from .model import Avocado
 from .regions import Region, parse_region
 from .store import create_store, open_dataset, validate, write_track
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Avocado",
     "DataError",
     "DownloadError",
     "EpitensorError",
     "Genome",
     "GenomeError",
     "LabelError",
+    "ModelError",
     "Region",
     "RegionError",
     "SchemaError",

@@ -38,3 +38,7 @@ class DataError(EpitensorError, ValueError):
 
 class DownloadError(EpitensorError, OSError):
     """A sample dataset that could not be downloaded or failed its hash check."""
+
+
+class ModelError(EpitensorError, ValueError):
+    """A model that cannot be trained, used or loaded as asked (not fitted, mismatched store, diverged)."""

@@ -303,7 +303,7 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
     """
     _open_group(path)  # clear errors for a wrong path
     ds = xr.open_zarr(str(path), chunks={} if chunks is None else chunks, consolidated=False, zarr_format=3)
-    small = [n for n, v in ds.variables.items() if "position" not in v.dims and not _is_big(v)]
+    small = [n for n, v in ds.variables.items() if not _along_genome(v) and not _is_big(v)]
     eager = xr.open_zarr(str(path), chunks=None, consolidated=False, zarr_format=3)[small].load()
     ds = ds.assign_coords({n: eager[n] for n in small if n in ds.coords})
     ds = ds.assign({n: eager[n] for n in small if n in ds.data_vars})
@@ -315,6 +315,12 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
     ds.attrs["source"] = str(path)
     validate(ds)
     return ds
+
+
+def _along_genome(v) -> bool:
+    """Laid out along the genome (``position``, or the coarser ``position_250bp``/``position_5kbp``
+    axes of genome factors): kept lazy whatever its size."""
+    return any(str(d).startswith("position") for d in v.dims)
 
 
 def _is_big(v) -> bool:

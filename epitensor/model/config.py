@@ -1,0 +1,141 @@
+"""Hyper-parameters of the Avocado model and named presets.
+
+``paper`` is the published architecture (Schreiber et al. 2020, Genome Biology) and the default.
+``small`` is for compendia with few biosamples per assay (e.g. the 5 x 5 Roadmap sample), where the
+paper's per-position genome factors overfit; see :data:`PRESETS` for what it changes and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..exceptions import ModelError
+
+
+@dataclass
+class AvocadoConfig:
+    """Hyper-parameters of :class:`~epitensor.Avocado`.
+
+    Attributes
+    ----------
+    n_biosample_factors, n_assay_factors : int, default 32, 256
+        Width of the biosample and assay embeddings.
+    n_25bp_factors, n_250bp_factors, n_5kbp_factors : int, default 25, 40, 45
+        Width of the genome embeddings: one row per 25 bp bin, per 10 bins (250 bp) and per 200
+        bins (5 kbp).
+    n_layers, n_nodes : int, default 2, 2048
+        Hidden Dense(ReLU) layers of the network and their width.
+    batch_size : int, default 40,000
+        Training samples per optimiser step.
+    learning_rate, beta1, beta2, eps : float
+        Adam with the Keras defaults (1e-3, 0.9, 0.999, 1e-7).
+    init_scale : float, default 0.05
+        Embeddings start uniform in ``[-init_scale, init_scale]`` (dense layers: Glorot uniform,
+        zero bias), as in the reference.
+    genome_l2 : float, default 0.0
+        L2 penalty on the genome factors of each batch (mean over the batch of the squared norm
+        of its rows), added to the MSE. The paper uses none.
+    residual : bool, default False
+        Predict the difference from the average activity (the per-bin mean of the assay over the
+        training biosamples, leave-one-out for training tracks), so the network starts at the
+        baseline and learns what the biosample changes. The paper does not.
+    validation_fraction : float, default 0.0
+        Fraction of the observed (track, position) entries of the training region hidden from
+        training and used to score each epoch (``val_mse`` in the history).
+    patience : int or None, default None
+        Stop when ``val_mse`` has not improved for this many epochs and restore the best weights
+        (needs ``validation_fraction`` > 0 or validation tracks).
+    project_first_layer : bool or "auto", default "auto"
+        Use the linearity of the first Dense layer: project the biosample and assay tables through
+        their slice of its weights once per step and gather the projected rows per sample. Same
+        function, fewer FLOPs. "auto": on for CUDA, and on CPU only for narrow networks
+        (``n_nodes`` <= 512) where it measured faster.
+    autocast : bool or "auto", default "auto"
+        bf16 autocast of the network; "auto": on for CUDA, off on CPU (slower there).
+    fused_adam : bool or "auto", default "auto"
+        Use the fused Adam kernel (much faster over the large genome tables); falls back to the
+        foreach implementation where fused is unavailable.
+    """
+
+    n_biosample_factors: int = 32
+    n_assay_factors: int = 256
+    n_25bp_factors: int = 25
+    n_250bp_factors: int = 40
+    n_5kbp_factors: int = 45
+    n_layers: int = 2
+    n_nodes: int = 2048
+    batch_size: int = 40_000
+    learning_rate: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-7
+    init_scale: float = 0.05
+    genome_l2: float = 0.0
+    residual: bool = False
+    validation_fraction: float = 0.0
+    patience: int | None = None
+    project_first_layer: bool | str = "auto"
+    autocast: bool | str = "auto"
+    fused_adam: bool | str = "auto"
+    preset: str = field(default="paper")
+
+    def __post_init__(self):
+        ints = ("n_biosample_factors", "n_assay_factors", "n_25bp_factors", "n_250bp_factors",
+                "n_5kbp_factors", "n_layers", "n_nodes", "batch_size")
+        for name in ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name.endswith("factors") or name == "n_layers" else 1):
+                raise ModelError(f"{name} must be a non-negative integer (batch_size, n_nodes >= 1), got {value!r}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ModelError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.learning_rate <= 0 or self.genome_l2 < 0:
+            raise ModelError("learning_rate must be positive and genome_l2 non-negative")
+
+    @property
+    def n_input(self) -> int:
+        """Width of the concatenated embeddings (398 for the paper)."""
+        return (self.n_biosample_factors + self.n_assay_factors + self.n_25bp_factors
+                + self.n_250bp_factors + self.n_5kbp_factors)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> AvocadoConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ModelError(f"unknown Avocado options {unknown}; known options: {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def from_preset(cls, preset: str = "paper", **overrides) -> AvocadoConfig:
+        """The hyper-parameters of a named preset, with ``overrides`` applied.
+
+        Examples
+        --------
+        >>> AvocadoConfig.from_preset("paper", n_nodes=256).n_input
+        398
+        """
+        if preset not in PRESETS:
+            raise ModelError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        return cls.from_dict({**PRESETS[preset], "preset": preset, **overrides})
+
+
+#: Named hyper-parameter sets. ``paper``: the published model. ``small``: for compendia with few
+#: biosamples per assay (see benchmarks/roadmap_experiment.py for the evidence behind it).
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    "small": {
+        "n_25bp_factors": 8,
+        "n_250bp_factors": 16,
+        "n_5kbp_factors": 16,
+        "n_nodes": 256,
+        "batch_size": 10_000,
+        "genome_l2": 1e-3,
+        "residual": True,
+        "validation_fraction": 0.05,
+        "patience": 3,
+    },
+}
