@@ -229,12 +229,21 @@ class Avocado:
         if self._optimizer is None or parameters is not None or grad_masks is not None:
             self._optimizer = None
         seed = seed if seed is not None else (None if self.seed is None else self.seed + len(self.history))
-        hist, opt = train(self.module, data, int(epochs), self.config, parameters=parameters, grad_masks=grad_masks,
-                          device=self.device, seed=seed, progress=progress, epoch_offset=len(self.history),
-                          optimizer=self._optimizer)
+        try:
+            hist, opt = train(self.module, data, int(epochs), self.config, parameters=parameters, grad_masks=grad_masks,
+                              device=self.device, seed=seed, progress=progress, epoch_offset=len(self.history),
+                              optimizer=self._optimizer)
+        except ModelError as err:
+            self._optimizer = None
+            self._append_history(getattr(err, "history", pd.DataFrame()))
+            raise
         self._optimizer = opt if parameters is None and grad_masks is None else None
-        self.history = pd.concat([self.history, hist], ignore_index=True) if len(self.history) else hist
+        self._append_history(hist)
         return hist
+
+    def _append_history(self, hist: pd.DataFrame) -> None:
+        if len(hist):
+            self.history = pd.concat([self.history, hist], ignore_index=True) if len(self.history) else hist
 
     def _set_genome(self, rows: GenomeRows) -> None:
         """Fresh genome tables for ``rows`` (the network and biosample/assay factors are kept)."""

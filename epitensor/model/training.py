@@ -236,10 +236,12 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
             mean_loss = float(total) / n
             if not math.isfinite(mean_loss):
                 module.load_state_dict(good)
-                raise ModelError(
+                err = ModelError(
                     f"the training loss became {mean_loss} in epoch {epoch_offset + e + 1}; training stopped and the "
                     f"weights of epoch {epoch_offset + e} were restored. Lower learning_rate or check the data scale"
                 )
+                err.history = pd.DataFrame.from_records(records)
+                raise err
             good = _snapshot(module)
             rec = {"epoch": epoch_offset + e + 1, "loss": mean_loss}
             if data.has_validation:
