@@ -26,7 +26,7 @@ from ..store import (
 from .config import AvocadoConfig
 from .module import AvocadoModule
 from .positions import GenomeRows
-from .training import build_training_data, resolve_options, train
+from .training import build_training_data, predict_pairs, resolve_options, train
 
 
 def resolve_device(device="auto") -> torch.device:
@@ -288,17 +288,8 @@ class Avocado:
         bi = torch.as_tensor(np.asarray(biosample_idx, dtype=np.int64), device=self.device)
         ai = torch.as_tensor(np.asarray(assay_idx, dtype=np.int64), device=self.device)
         _, autocast = resolve_options(self.config, self.device)
-        batch = batch_size or max(self.config.batch_size, 2**16)
-        n_pair_chunk = max(1, min(len(bi), batch // 1024))
-        n_pos_chunk = max(1, batch // n_pair_chunk)
-        out = np.empty((len(bi), len(positions)), dtype=np.float32)
         self.module.eval()
-        for s in range(0, len(bi), n_pair_chunk):
-            for t in range(0, len(positions), n_pos_chunk):
-                sl = slice(t, t + n_pos_chunk)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-                    pred = self.module.predict_tracks(bi[s : s + n_pair_chunk], ai[s : s + n_pair_chunk], r[0][sl], r[1][sl], r[2][sl])
-                out[s : s + n_pair_chunk, sl] = pred.float().cpu().numpy()
+        out = predict_pairs(self.module, bi, ai, r, batch_size or max(self.config.batch_size, 2**16), autocast).cpu().numpy()
         if self.config.residual:
             uniq, inv = np.unique(np.asarray(assay_idx), return_inverse=True)
             out += self._average_activity(uniq, positions)[inv]
