@@ -445,6 +445,40 @@ class Avocado:
         tables = [t.weight.detach().float().cpu().numpy() for t in self.module.genome_tables()]
         write_genome_factors(path, self._rows, tables)
 
+    # ------------------------------------------------------------------ extension
+    def add_biosamples(self, ds, biosamples=None, *, assays=(), tracks=None, mode: str = "freeze", epochs: int = 50,
+                       progress: bool = True, seed: int | None = None) -> pd.DataFrame:
+        """Append new biosamples (and, with ``assays=``, new assays) to this trained model and fit them.
+
+        ``mode="freeze"`` fits only the new rows on the training region (every existing parameter
+        and imputation stays bit-identical); ``mode="fine-tune"`` then trains all parameters on the
+        old and new tracks. See :func:`epitensor.model.extend.extend_model` for every parameter.
+
+        Examples
+        --------
+        >>> model.add_biosamples(new_ds, mode="freeze", epochs=20)          # doctest: +SKIP
+        >>> model.impute(biosample="E065", assay="H3K27me3", region="pilot")  # doctest: +SKIP
+        """
+        from .extend import extend_model
+
+        return extend_model(self, ds, biosamples=biosamples, assays=assays, tracks=tracks, mode=mode, epochs=epochs,
+                            progress=progress, seed=seed)
+
+    def add_assays(self, ds, assays=None, *, biosamples=(), tracks=None, mode: str = "freeze", epochs: int = 50,
+                   progress: bool = True, seed: int | None = None) -> pd.DataFrame:
+        """Append new assays (and, with ``biosamples=``, new biosamples) to this trained model and fit them.
+
+        See :meth:`add_biosamples` and :func:`epitensor.model.extend.extend_model`.
+
+        Examples
+        --------
+        >>> model.add_assays(new_ds, mode="fine-tune", epochs=10)  # doctest: +SKIP
+        """
+        from .extend import extend_model
+
+        return extend_model(self, ds, biosamples=biosamples, assays=assays, tracks=tracks, mode=mode, epochs=epochs,
+                            progress=progress, seed=seed)
+
     # ------------------------------------------------------------------ I/O
     def save(self, path) -> None:
         """Save to a directory: ``config.json`` (labels, genome, hyper-parameters, versions, fitted
