@@ -446,7 +446,7 @@ def add_labels(path, biosamples=None, assays=None) -> Path:
             if bad:
                 raise LabelError(f"unknown assay categories {bad}; use one of {ASSAY_CATEGORIES}")
         new[kind] = (names, meta)
-    for name, arr in list(root.arrays()):
+    for _, arr in list(root.arrays()):
         dims = tuple(arr.metadata.dimension_names or ())
         shape = tuple(len(new[d][0]) + n if d in new else n for d, n in zip(dims, arr.shape))
         if shape != tuple(arr.shape):
