@@ -27,7 +27,7 @@ from .exceptions import (
 from .genome import Genome
 from .model import Avocado
 from .regions import Region, parse_region
-from .store import create_store, open_dataset, validate, write_track
+from .store import add_labels, create_store, open_dataset, validate, write_track
 
 __version__ = "0.1.0"
 
@@ -44,6 +44,7 @@ __all__ = [
     "RegionError",
     "SchemaError",
     "StoreNotFoundError",
+    "add_labels",
     "create_store",
     "datasets",
     "open_dataset",
