@@ -40,6 +40,10 @@ class AvocadoConfig:
         Predict the difference from the average activity (the per-bin mean of the assay over the
         training biosamples, leave-one-out for training tracks), so the network starts at the
         baseline and learns what the biosample changes. The paper does not.
+    baseline_weight : float, default 0.0
+        Imputations are ``(1 - w) * network + w * average activity`` (shrinkage toward the
+        baseline; the network's output includes the average activity when ``residual``). Training is
+        unchanged. The paper uses none.
     validation_fraction : float, default 0.0
         Fraction of the observed (track, position) entries of the training region hidden from
         training and used to score each epoch (``val_mse`` in the history).
@@ -73,6 +77,7 @@ class AvocadoConfig:
     init_scale: float = 0.05
     genome_l2: float = 0.0
     residual: bool = False
+    baseline_weight: float = 0.0
     validation_fraction: float = 0.0
     patience: int | None = None
     project_first_layer: bool | str = "auto"
@@ -87,6 +92,8 @@ class AvocadoConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < (0 if name.endswith("factors") or name == "n_layers" else 1):
                 raise ModelError(f"{name} must be a non-negative integer (batch_size, n_nodes >= 1), got {value!r}")
+        if not 0.0 <= self.baseline_weight <= 1.0:
+            raise ModelError(f"baseline_weight must be in [0, 1], got {self.baseline_weight}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ModelError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if self.learning_rate <= 0 or self.genome_l2 < 0:

@@ -182,7 +182,7 @@ class Avocado:
 
     # ------------------------------------------------------------------ training
     def fit(self, region=None, epochs: int = 200, *, tracks=None, progress: bool = True, seed: int | None = None,
-            parameters=None, grad_masks=None) -> pd.DataFrame:
+            time_limit: float | None = None, parameters=None, grad_masks=None) -> pd.DataFrame:
         """Train on the observed tracks over ``region``.
 
         Every epoch passes once over the region's positions, each paired with one training track
@@ -202,6 +202,8 @@ class Avocado:
             tqdm bar over epochs.
         seed : int, optional
             Sampler seed (default: the model's seed plus the epochs already trained).
+        time_limit : float, optional
+            Stop after the epoch during which this many seconds have passed (a training budget).
         parameters, grad_masks : optional
             Train only these parameters / rows (see :func:`epitensor.model.training.train`).
 
@@ -232,7 +234,7 @@ class Avocado:
         try:
             hist, opt = train(self.module, data, int(epochs), self.config, parameters=parameters, grad_masks=grad_masks,
                               device=self.device, seed=seed, progress=progress, epoch_offset=len(self.history),
-                              optimizer=self._optimizer)
+                              optimizer=self._optimizer, time_limit=time_limit)
         except ModelError as err:
             self._optimizer = None
             self._append_history(getattr(err, "history", pd.DataFrame()))
@@ -290,9 +292,11 @@ class Avocado:
         _, autocast = resolve_options(self.config, self.device)
         self.module.eval()
         out = predict_pairs(self.module, bi, ai, r, batch_size or max(self.config.batch_size, 2**16), autocast).cpu().numpy()
-        if self.config.residual:
+        w = self.config.baseline_weight
+        if self.config.residual or w > 0:
             uniq, inv = np.unique(np.asarray(assay_idx), return_inverse=True)
-            out += self._average_activity(uniq, positions)[inv]
+            avg = self._average_activity(uniq, positions)[inv]
+            out = (1 - w) * (out + avg if self.config.residual else out) + w * avg
         return out
 
     def impute(self, biosample=None, assay=None, region=None, *, batch_size: int | None = None) -> xr.DataArray:

@@ -211,7 +211,8 @@ def _snapshot(module: nn.Module) -> dict:
 
 def train(module: AvocadoModule, data: TrainingData, epochs: int, config: AvocadoConfig, *, parameters=None,
           grad_masks=None, device="cpu", seed: int | None = 0, progress: bool = True, epoch_offset: int = 0,
-          optimizer: torch.optim.Optimizer | None = None) -> tuple[pd.DataFrame, torch.optim.Optimizer]:
+          optimizer: torch.optim.Optimizer | None = None, time_limit: float | None = None,
+          ) -> tuple[pd.DataFrame, torch.optim.Optimizer]:
     """Train ``module`` on ``data`` for ``epochs`` passes over the positions.
 
     Parameters
@@ -236,6 +237,8 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
         Show a tqdm bar over epochs.
     optimizer : Optimizer, optional
         Continue with this optimiser (its state is kept across calls to ``fit``).
+    time_limit : float, optional
+        Stop after the epoch during which this many seconds have passed.
 
     Returns
     -------
@@ -298,6 +301,8 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
             records.append(rec)
             bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k in ("loss", "val_mse")})
             if config.patience is not None and data.has_validation and e - best[2] >= config.patience:
+                break
+            if time_limit is not None and elapsed >= time_limit:
                 break
     finally:
         for h in hooks:
