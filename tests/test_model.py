@@ -164,6 +164,15 @@ def test_train_only_genome_tables_leaves_network_unchanged(fitted):
         assert torch.equal(before[k], after[k]) == k.startswith(("hidden", "output", "biosample", "assay")), k
 
 
+def test_fit_genome_factors_of_a_new_block(fitted):
+    network = {k: v.clone() for k, v in fitted.module.state_dict().items() if not k.startswith("genome")}
+    hist = fitted.fit_genome_factors("synthetic:5000-15000", epochs=2, progress=False)
+    assert len(hist) == 2 and fitted.fitted_positions.n_rows == (400, 40, 2)
+    assert all(torch.equal(v, fitted.module.state_dict()[k]) for k, v in network.items())
+    assert fitted.impute("B00", "H3K4me3", region="synthetic:5000-6000").shape == (1, 1, 40)
+    assert all(p.requires_grad for p in fitted.module.parameters())
+
+
 def test_grad_masks_keep_frozen_rows_bit_identical(fitted):
     old = fitted.module.biosample.weight.detach().clone()
     mask = torch.zeros(6, dtype=torch.bool)

@@ -243,6 +243,43 @@ class Avocado:
         self._append_history(hist)
         return hist
 
+    def fit_genome_factors(self, region, epochs: int = 200, *, progress: bool = True, seed: int | None = None,
+                           time_limit: float | None = None) -> pd.DataFrame:
+        """Stage 2: fit fresh genome factors for ``region`` with everything else frozen.
+
+        The network and the biosample/assay factors do not change; the genome tables are replaced by
+        new ones covering ``region`` (the previous genome factors are dropped: write them to the store
+        with :meth:`write_factors` first if you need them). Blocks aligned to 5 kbp (200 bins) are
+        independent, so a genome can be done block by block (and each block written with
+        :meth:`write_factors`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The history of this fit (also appended to ``model.history``).
+
+        Examples
+        --------
+        >>> model.fit_genome_factors("chr20:0-5,000,000", epochs=50)  # doctest: +SKIP
+        """
+        self._check_fitted()
+        rows = GenomeRows.from_regions(region, self.genome)
+        if not len(rows):
+            raise DataError(f"the region {region!r} holds no positions")
+        pairs = self._training_pairs(self.training_tracks or None)
+        self._set_genome(rows)
+        data = self._training_data(pairs, rows)
+        params = [t.weight for t in self.module.genome_tables()]
+        seed = seed if seed is not None else (None if self.seed is None else self.seed + len(self.history))
+        try:
+            hist, _ = train(self.module, data, int(epochs), self.config, parameters=params, device=self.device, seed=seed,
+                            progress=progress, epoch_offset=len(self.history), time_limit=time_limit)
+        except ModelError as err:
+            self._append_history(getattr(err, "history", pd.DataFrame()))
+            raise
+        self._append_history(hist)
+        return hist
+
     def _append_history(self, hist: pd.DataFrame) -> None:
         if len(hist):
             self.history = pd.concat([self.history, hist], ignore_index=True) if len(self.history) else hist

@@ -260,6 +260,10 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
     project, autocast = resolve_options(config, device)
     params = list(parameters) if parameters is not None else [p for p in module.parameters() if p.requires_grad]
     opt = optimizer or make_optimizer(params, config, device)
+    chosen = {id(p) for p in params}
+    frozen = [p for p in module.parameters() if p.requires_grad and id(p) not in chosen]
+    for p in frozen:  # no gradient work for what is not trained
+        p.requires_grad_(False)
     hooks = [p.register_hook(lambda g, m=m: g * m.to(g.dtype)[:, None]) for p, m in (grad_masks or {}).items()]
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**62))
@@ -307,6 +311,8 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
     finally:
         for h in hooks:
             h.remove()
+        for p in frozen:
+            p.requires_grad_(True)
         module.eval()
     if data.has_validation and config.patience is not None and best[1] is not None:
         module.load_state_dict(best[1])
