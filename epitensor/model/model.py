@@ -3,6 +3,17 @@
 The network itself is :class:`~epitensor.model.AvocadoModule` (tensors only); this class maps the
 store's labels and genome-wide positions to table rows, loads the training data onto the device,
 and returns results as labelled xarray/pandas objects.
+
+Building blocks for stage-2 fitting and for extending a trained model:
+
+* ``model.fitted_positions`` (:class:`GenomeRows`): which genome-wide positions the genome tables
+  cover and the row of each position at 25 bp / 250 bp / 5 kbp.
+* ``model.fit_genome_factors(region, epochs)``: fresh genome tables for ``region``, network and
+  biosample/assay factors frozen (one 5-kbp-aligned block at a time); ``model.write_factors(path)``
+  writes only the rows it covers.
+* ``model.fit(..., parameters=[...], grad_masks={param: rows})``: train only some parameters, or only
+  some rows of a table (others stay bit-identical); ``model.module.extend_table("biosample", n)``
+  appends fresh rows; :func:`epitensor.model.training.train` is the loop on raw tensors.
 """
 
 from __future__ import annotations
@@ -379,12 +390,14 @@ class Avocado:
         return xr.DataArray(pred, dims=("biosample", "assay", "position"), coords=coords, name="imputed", attrs=attrs)
 
     def _region_or_default(self, region):
+        """``region``, or the first run of fitted positions as a (contig, start, end) region."""
         if region is not None:
             return region
         self._check_fitted()
-        names, starts = self.genome.locate(self._rows.intervals()[0][:1])
         lo, hi = self._rows.intervals()[0]
-        return (str(names[0]), int(starts[0]), int(starts[0]) + (hi - lo) * self.genome.bin_size)
+        names, starts = self.genome.locate([lo])
+        contig, start = str(names[0]), int(starts[0])
+        return (contig, start, min(start + (hi - lo) * self.genome.bin_size, self.genome.length(contig)))
 
     def impute_to_store(self, path=None, biosamples=None, assays=None, region=None, *, progress: bool = True) -> None:
         """Write imputations into the store's ``imputed`` variable (never into ``signal``).
