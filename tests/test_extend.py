@@ -60,11 +60,12 @@ def _assert_old_rows_identical(before, model):
 
 
 # ---------------------------------------------------------------------- freeze
-@pytest.mark.parametrize("residual", [False, True])
-def test_freeze_keeps_every_old_parameter_and_imputation_bit_identical(base, ds, residual):
+@pytest.mark.parametrize("options", [{}, {"residual": True, "validation_fraction": 0.05, "patience": 2},
+                                     {"baseline_weight": 0.5}], ids=["plain", "residual", "baseline_weight"])
+def test_freeze_keeps_every_old_parameter_and_imputation_bit_identical(base, ds, options):
     model = et.Avocado.load(base / "model", ds)
-    if residual:  # the residual variant adds the average activity back: it must stay the old tracks'
-        model = et.Avocado(ds, seed=1, biosamples=OLD, residual=True, validation_fraction=0.05, **TINY)
+    if options:  # these add the average activity back: it must stay that of the old tracks
+        model = et.Avocado(ds, seed=1, biosamples=OLD, **options, **TINY)
         model.fit(epochs=3, progress=False)
     before, imputed = _old_state(model), model.impute(region="synthetic:0-20000").values
     model.add_biosamples(ds, tracks=[(NEW, "H3K4me3")], mode="freeze", epochs=3, progress=False)

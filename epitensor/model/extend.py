@@ -96,7 +96,7 @@ def only_new_rows(module: nn.Module, n_old: dict[str, int]):
 
 
 def extend_model(model, ds, *, biosamples=None, assays=None, tracks=None, mode: str = "freeze", epochs: int = 50,
-                 progress: bool = True, seed: int | None = None) -> pd.DataFrame:
+                 progress: bool = True, seed: int | None = None, time_limit: float | None = None) -> pd.DataFrame:
     """Append new biosamples and/or assays to a trained model and fit them.
 
     Parameters
@@ -120,6 +120,8 @@ def extend_model(model, ds, *, biosamples=None, assays=None, tracks=None, mode: 
         tqdm bar over epochs.
     seed : int, optional
         Sampler seed (default: the model's seed plus the epochs already trained).
+    time_limit : float, optional
+        Stop after the epoch during which this many seconds have passed.
 
     Returns
     -------
@@ -167,7 +169,8 @@ def extend_model(model, ds, *, biosamples=None, assays=None, tracks=None, mode: 
     data_pairs = pairs if mode == "freeze" else [*old_tracks, *pairs]
     data = _training_data(model, data_pairs, old_tracks, residual_loo=mode == "fine-tune")
     seed = seed if seed is not None else (None if model.seed is None else model.seed + len(model.history))
-    kw = dict(device=model.device, seed=seed, progress=progress, epoch_offset=len(model.history))
+    kw = dict(device=model.device, seed=seed, progress=progress, epoch_offset=len(model.history),
+              time_limit=time_limit)
     # the average activity of old assays keeps its tracks under freeze (old imputations stay identical);
     # a new assay's average activity is that of its new tracks
     model.training_tracks = data_pairs if mode == "fine-tune" else [*old_tracks, *[p for p in pairs if p[1] in new_a]]

@@ -501,7 +501,7 @@ class Avocado:
 
     # ------------------------------------------------------------------ extension
     def add_biosamples(self, ds, biosamples=None, *, assays=(), tracks=None, mode: str = "freeze", epochs: int = 50,
-                       progress: bool = True, seed: int | None = None) -> pd.DataFrame:
+                       progress: bool = True, seed: int | None = None, time_limit: float | None = None) -> pd.DataFrame:
         """Append new biosamples (and, with ``assays=``, new assays) to this trained model and fit them.
 
         ``mode="freeze"`` fits only the new rows on the training region (every existing parameter
@@ -516,10 +516,10 @@ class Avocado:
         from .extend import extend_model
 
         return extend_model(self, ds, biosamples=biosamples, assays=assays, tracks=tracks, mode=mode, epochs=epochs,
-                            progress=progress, seed=seed)
+                            progress=progress, seed=seed, time_limit=time_limit)
 
     def add_assays(self, ds, assays=None, *, biosamples=(), tracks=None, mode: str = "freeze", epochs: int = 50,
-                   progress: bool = True, seed: int | None = None) -> pd.DataFrame:
+                   progress: bool = True, seed: int | None = None, time_limit: float | None = None) -> pd.DataFrame:
         """Append new assays (and, with ``biosamples=``, new biosamples) to this trained model and fit them.
 
         See :meth:`add_biosamples` and :func:`epitensor.model.extend.extend_model`.
@@ -531,7 +531,7 @@ class Avocado:
         from .extend import extend_model
 
         return extend_model(self, ds, biosamples=biosamples, assays=assays, tracks=tracks, mode=mode, epochs=epochs,
-                            progress=progress, seed=seed)
+                            progress=progress, seed=seed, time_limit=time_limit)
 
     # ------------------------------------------------------------------ I/O
     def save(self, path) -> None:
