@@ -263,3 +263,19 @@ def test_untrained_model_and_bad_mode_and_bad_tracks(ds, model):
         model.add_biosamples(ds, mode="retrain", epochs=1, progress=False)
     with pytest.raises(et.ModelError, match=r"tracks \[\('B00', 'H3K4me3'\)\] cannot be used"):
         model.add_biosamples(ds, tracks=[("B00", "H3K4me3")], epochs=1, progress=False)
+
+
+def test_non_finite_new_track_leaves_the_model_as_it_was(model, ds):
+    before = _old_state(model)
+    path = ds.attrs["source"]
+    add_labels(path, biosamples=["E998"])
+    root = zarr.open_group(path, mode="r+")
+    values = np.ones(2_000, dtype=np.float32)
+    values[5] = np.nan  # written behind write_track's back, as a corrupt ingestion would
+    root["signal"][8, 0, :2_000] = values
+    et.store.set_observed(path, [("E998", "H3K4me3")])
+    with pytest.raises(et.DataError, match="NaN or infinite"):
+        model.add_biosamples(path, ["E998"], epochs=1, progress=False)
+    assert model.biosamples == OLD
+    _assert_old_rows_identical(before, model)
+    assert model.module.biosample.weight.shape[0] == 7

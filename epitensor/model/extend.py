@@ -167,7 +167,11 @@ def extend_model(model, ds, *, biosamples=None, assays=None, tracks=None, mode: 
     model._optimizer = None
     old_tracks = list(model.training_tracks)
     data_pairs = pairs if mode == "freeze" else [*old_tracks, *pairs]
-    data = _training_data(model, data_pairs, old_tracks, residual_loo=mode == "fine-tune")
+    try:
+        data = _training_data(model, data_pairs, old_tracks, residual_loo=mode == "fine-tune")
+    except Exception:  # e.g. non-finite values: leave the model as it was
+        _drop_new_rows(model, n_old)
+        raise
     seed = seed if seed is not None else (None if model.seed is None else model.seed + len(model.history))
     kw = dict(device=model.device, seed=seed, progress=progress, epoch_offset=len(model.history),
               time_limit=time_limit)
@@ -187,6 +191,15 @@ def extend_model(model, ds, *, biosamples=None, assays=None, tracks=None, mode: 
         hist.insert(1, "stage", f"add ({mode})")
     model._append_history(hist)
     return hist
+
+
+def _drop_new_rows(model, n_old: dict[str, int]) -> None:
+    """Undo the label and table growth of a failed extension (old rows are kept bit for bit)."""
+    model.biosamples = model.biosamples[: n_old["biosample"]]
+    model.assays = model.assays[: n_old["assay"]]
+    for kind, n in n_old.items():
+        weight = getattr(model.module, kind).weight.detach()[:n].clone()
+        setattr(model.module, kind, nn.Embedding.from_pretrained(weight, freeze=False))
 
 
 def training_positions(model) -> np.ndarray:
