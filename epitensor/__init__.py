@@ -21,19 +21,22 @@ from .exceptions import (
     GenomeError,
     LabelError,
     ManifestError,
+    ModelError,
     RegionError,
     SchemaError,
     StoreNotFoundError,
 )
 from .genome import Genome
 from .io import ingest, read_manifest, to_bigwig
+from .model import Avocado
 from .regions import Region, parse_region
-from .store import TrackWriter, create_store, open_dataset, validate, write_track
+from .store import TrackWriter, add_labels, create_store, open_dataset, validate, write_track
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Annotations",
+    "Avocado",
     "DataError",
     "DownloadError",
     "EpitensorError",
@@ -41,11 +44,13 @@ __all__ = [
     "GenomeError",
     "LabelError",
     "ManifestError",
+    "ModelError",
     "Region",
     "RegionError",
     "SchemaError",
     "StoreNotFoundError",
     "TrackWriter",
+    "add_labels",
     "baselines",
     "create_store",
     "cross_validate",

@@ -42,3 +42,7 @@ class DownloadError(EpitensorError, OSError):
 
 class ManifestError(LabelError):
     """A manifest of tracks to ingest that lacks a column, repeats a track or names no files."""
+
+
+class ModelError(EpitensorError, ValueError):
+    """A model that cannot be trained, used or loaded as asked (not fitted, mismatched store, diverged)."""

@@ -351,7 +351,7 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
     # inline_array=True keeps the zarr array inside the tasks: no legacy layer, so dask culls a
     # selection without enumerating every chunk of the genome-wide array
     ds = _open_zarr(path, chunks={} if chunks is None else chunks, inline_array=True)
-    small = [n for n, v in ds.variables.items() if "position" not in v.dims and not _is_big(v)]
+    small = [n for n, v in ds.variables.items() if not _along_genome(v) and not _is_big(v)]
     eager = _open_zarr(path, chunks=None)[small].load()
     ds = ds.assign_coords({n: eager[n] for n in small if n in ds.coords})
     ds = ds.assign({n: eager[n] for n in small if n in ds.data_vars})
@@ -367,6 +367,12 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
 
 def _open_zarr(path, **kwargs) -> xr.Dataset:
     return xr.open_dataset(str(path), engine="zarr", consolidated=False, zarr_format=3, **kwargs)
+
+
+def _along_genome(v) -> bool:
+    """Laid out along the genome (``position``, or the coarser ``position_250bp``/``position_5kbp``
+    axes of genome factors): kept lazy whatever its size."""
+    return any(str(d).startswith("position") for d in v.dims)
 
 
 def _is_big(v) -> bool:
@@ -435,3 +441,79 @@ def store_path(ds_or_path) -> Path:
             raise StoreNotFoundError("this dataset was not opened from a store; pass the store path instead")
         return Path(src)
     return Path(os.fspath(ds_or_path))
+
+
+def add_labels(path, biosamples=None, assays=None) -> Path:
+    """Grow a store in place with new biosample and/or assay labels (appended at the end).
+
+    Every variable laid out along ``biosample`` or ``assay`` grows along that axis: ``signal``,
+    ``imputed``, ``held_out`` (new tracks start unobserved: NaN fill, no bytes written),
+    ``observed`` (False for the new rows/columns), the label and metadata coordinates, and the
+    model's ``biosample_factors``/``assay_factors`` (NaN rows until a model writes them). Existing
+    values are untouched. Then write the new tracks with :func:`write_track`.
+
+    Parameters
+    ----------
+    path : str or Path
+        An epitensor store.
+    biosamples : list of str, mapping name -> summary, or DataFrame, optional
+        New biosample labels (as in :func:`create_store`).
+    assays : list of str, mapping name -> category, or DataFrame, optional
+        New assay labels; categories are guessed from names when not given.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    LabelError
+        A label that the store already has, duplicated labels, or no label given.
+
+    Examples
+    --------
+    >>> import epitensor as et
+    >>> ds = et.datasets.synthetic(n_biosamples=3, n_assays=2, n_positions=1_000, seed=0)
+    >>> path = add_labels(ds.attrs["source"], biosamples={"E065": "Aorta"}, assays=["H3K27ac"])
+    >>> grown = et.open_dataset(path)
+    >>> grown.signal.shape, bool(grown.observed.sel(biosample="E065").any())
+    ((4, 3, 1000), False)
+    """
+    if biosamples is None and assays is None:
+        raise LabelError("add_labels needs biosamples=... and/or assays=...; nothing to add")
+    root = _open_group(path, mode="r+")
+    new = {}
+    for kind, values, meta_name, default in (("biosample", biosamples, "biosample_summary", lambda n: n),
+                                             ("assay", assays, "assay_category", assay_category)):
+        if values is None:
+            continue
+        names, meta = _labels(values, kind, meta_name, default)
+        existing = [n for n in names if n in set(root[kind][:].tolist())]
+        if existing:
+            raise LabelError(f"the store {path} already has {kind}(s) {existing}; labels are appended, so choose new "
+                             "names (or write the tracks of an existing label with write_track)")
+        if kind == "assay":
+            bad = sorted({c for c in meta if c not in ASSAY_CATEGORIES})
+            if bad:
+                raise LabelError(f"unknown assay categories {bad}; use one of {ASSAY_CATEGORIES}")
+        new[kind] = (names, meta)
+    for _, arr in list(root.arrays()):
+        dims = tuple(arr.metadata.dimension_names or ())
+        shape = tuple(len(new[d][0]) + n if d in new else n for d, n in zip(dims, arr.shape))
+        if shape != tuple(arr.shape):
+            old = tuple(arr.shape)
+            arr.resize(shape)
+            if arr.dtype == bool:  # the fill value of observed may not be False: set the new cells
+                for axis, (n_old, n_new) in enumerate(zip(old, shape)):
+                    if n_new > n_old:
+                        index = [slice(None)] * len(shape)
+                        index[axis] = slice(n_old, n_new)
+                        arr[tuple(index)] = False
+    for kind, meta_name in (("biosample", "biosample_summary"), ("assay", "assay_category")):
+        if kind in new:
+            names, meta = new[kind]
+            n = root[kind].shape[0]
+            root[kind][n - len(names):] = np.array(names, dtype=object)
+            root[meta_name][n - len(names):] = np.array(meta, dtype=object)
+    return Path(path)

@@ -1,0 +1,232 @@
+"""Training and imputation speed of epitensor's Avocado against a straightforward torch version
+and (optionally) the reference Avocado (Keras/TensorFlow), measured interleaved in one run.
+
+    python benchmarks/bench_training.py [--reference-python /work/ref-avocado/bin/python]
+                                        [--configs paper,small] [--steps 3] [--repeats 3]
+
+Data: the first 200,000 bins of 24 Roadmap tracks from ../shared/data/roadmap_pilot (random
+values when absent). Batch 40,000. Prints, per configuration and implementation, the median over
+repeats of training samples/s and predictions/s, the fraction of the machine's measured fp32
+matrix-multiply peak (FLOPs per training sample = 6 x MACs of the network, per prediction = 2 x),
+and the ratio to the straightforward torch version. Timings are not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from epitensor.model import AvocadoConfig, AvocadoModule, GenomeRows  # noqa: E402
+from epitensor.model.training import (  # noqa: E402
+    build_training_data,
+    predict_pairs,
+    resolve_options,
+    train,
+    tune_cpu_allocator,
+)
+
+_REPO = Path(__file__).resolve().parents[1]
+ROADMAP = next((p / "shared" / "data" / "roadmap_pilot" for p in (_REPO.parent, _REPO.parent.parent)
+                if (p / "shared" / "data" / "roadmap_pilot").exists()), _REPO.parent / "shared" / "data" / "roadmap_pilot")
+CONFIGS = {"paper": dict(n_layers=2, n_nodes=2048), "small": dict(n_layers=2, n_nodes=256)}
+BATCH = 40_000
+
+
+def load_tracks(n_positions: int):
+    """(values (24, n), celltypes, assays, pairs): Roadmap tracks, or random ones when absent."""
+    from epitensor.datasets.roadmap import ASSAYS, BIOSAMPLES
+
+    pairs = [(b, a) for b in BIOSAMPLES for a in ASSAYS][:-1]  # 24 training tracks
+    if ROADMAP.exists():
+        values = np.stack([np.load(ROADMAP / f"{b}.{a}.pilot.arcsinh.npz")["arr_0"][:n_positions] for b, a in pairs])
+        source = f"Roadmap pilot, first {n_positions:,} bins"
+    else:
+        values = np.random.default_rng(0).gamma(1.0, 0.5, (len(pairs), n_positions)).astype(np.float32)
+        source = "random values (../shared absent)"
+    return values.astype(np.float32), list(BIOSAMPLES), list(ASSAYS), pairs, source
+
+
+def macs_per_sample(cfg: AvocadoConfig) -> int:
+    width, macs = cfg.n_input, 0
+    for _ in range(cfg.n_layers):
+        macs += width * cfg.n_nodes
+        width = cfg.n_nodes
+    return macs + width
+
+
+def matmul_peak(device="cpu") -> float:
+    """Measured matrix-multiply FLOP/s (best of a few products): fp32 on CPU, bf16 on CUDA."""
+    n, dtype = (2048, torch.float32) if device == "cpu" else (8192, torch.bfloat16)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    best = 0.0
+    for _ in range(5):
+        _sync(device)
+        t = time.perf_counter()
+        for _ in range(3):
+            a @ b
+        _sync(device)
+        best = max(best, 3 * 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def _sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------------- epitensor
+def bench_ours(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int, device="cpu"):
+    n = values.shape[1]
+    rows = GenomeRows(np.arange(n))
+    torch.manual_seed(0)
+    module = AvocadoModule(n_cells, n_assays, rows.n_rows, cfg).to(device)
+    cols = np.random.default_rng(0).permutation(n)[: steps * cfg.batch_size]  # `steps` steps per epoch, full-size tables
+    data = build_training_data(values[:, cols], cb, ca, rows.rows(cols), device=device)
+    hist, _ = train(module, data, 2, cfg, progress=False, device=device)  # epoch 1 warms up
+    train_rate = steps * cfg.batch_size / (hist.seconds.iloc[1] - hist.seconds.iloc[0])
+    r = [torch.as_tensor(x, device=device) for x in rows.rows(np.arange(n))]
+    one = torch.zeros(1, dtype=torch.long, device=device)
+    _, autocast = resolve_options(cfg, device)
+    predict_pairs(module, one, one, [x[:BATCH] for x in r], 2**16, autocast)
+    _sync(device)
+    t = time.perf_counter()
+    predict_pairs(module, one, one, r, 2**16, autocast)
+    _sync(device)
+    return train_rate, n / (time.perf_counter() - t)
+
+
+# ---------------------------------------------------------------------- straightforward torch
+class Straightforward(nn.Module):
+    """Embedding lookups -> concatenation -> nn.Sequential, as anyone would first write it."""
+
+    def __init__(self, n_cells, n_assays, n, cfg: AvocadoConfig):
+        super().__init__()
+        self.tables = nn.ModuleList([nn.Embedding(n_cells, cfg.n_biosample_factors), nn.Embedding(n_assays, cfg.n_assay_factors),
+                                     nn.Embedding(n, cfg.n_25bp_factors), nn.Embedding(n // 10 + 1, cfg.n_250bp_factors),
+                                     nn.Embedding(n // 200 + 1, cfg.n_5kbp_factors)])
+        layers, width = [], cfg.n_input
+        for _ in range(cfg.n_layers):
+            layers += [nn.Linear(width, cfg.n_nodes), nn.ReLU()]
+            width = cfg.n_nodes
+        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
+
+    def forward(self, c, a, p):
+        return self.net(torch.cat([t(i) for t, i in zip(self.tables, (c, a, p, p // 10, p // 200))], 1)).squeeze(1)
+
+
+def bench_straightforward(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int, device="cpu"):
+    n = values.shape[1]
+    torch.manual_seed(0)
+    model = Straightforward(n_cells, n_assays, n, cfg).to(device)
+    opt = torch.optim.Adam(model.parameters())
+    y_all, cb, ca = (torch.as_tensor(x, device=device) for x in (values, cb, ca))
+
+    def step():
+        p = torch.randint(n, (BATCH,), device=device)
+        t = torch.randint(len(cb), (BATCH,), device=device)
+        loss = nn.functional.mse_loss(model(cb[t], ca[t], p), y_all[t, p])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    train_rate = steps * BATCH / (time.perf_counter() - t0)
+    p_all = torch.arange(n, device=device)
+    zero = torch.zeros(BATCH, dtype=torch.long, device=device)
+    with torch.inference_mode():
+        model(zero, zero, p_all[:BATCH])
+        _sync(device)
+        t0 = time.perf_counter()
+        for s in range(0, n, BATCH):
+            p = p_all[s : s + BATCH]
+            model(zero[: len(p)], zero[: len(p)], p)
+        _sync(device)
+    return train_rate, n / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------- reference
+def bench_reference(python, data_file, cfg: AvocadoConfig, steps: int, n_pred: int, threads: int):
+    script = Path(__file__).with_name("_reference_avocado.py")
+    env = {**os.environ, "BENCH_THREADS": str(threads), "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run([python, str(script), str(data_file), str(cfg.n_layers), str(cfg.n_nodes), str(steps), str(n_pred)],
+                         capture_output=True, text=True, env=env, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(f"reference Avocado failed:\n{out.stderr[-3000:]}")
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    return res["train_samples_per_s"], res["predictions_per_s"]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reference-python", default=os.environ.get("EPITENSOR_REFERENCE_PYTHON"),
+                    help="Python of a venv with the reference Avocado (see ../shared/docs/REFERENCE_AVOCADO.md)")
+    ap.add_argument("--configs", default="paper,small")
+    ap.add_argument("--n-positions", type=int, default=200_000)
+    ap.add_argument("--steps", type=int, default=3, help="timed training steps per measurement")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the reference always runs on CPU)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    tune_cpu_allocator()  # both torch implementations get the same allocator
+    values, cells, assays, pairs, source = load_tracks(args.n_positions)
+    cb = np.array([cells.index(b) for b, _ in pairs])
+    ca = np.array([assays.index(a) for _, a in pairs])
+    peak = matmul_peak(args.device)
+    load = os.getloadavg()[0]
+    print(f"data: {source}; {len(pairs)} training tracks; batch {BATCH:,}; torch {torch.__version__}, {args.threads} threads")
+    kind = "fp32" if args.device == "cpu" else "bf16"
+    print(f"device {args.device}; measured {kind} matmul peak: {peak / 1e9:.1f} GFLOP/s; load average at start {load:.2f} on {os.cpu_count()} cores")
+    data_file = None
+    if args.reference_python:
+        data_file = Path(tempfile.mkdtemp()) / "tracks.npz"
+        np.savez(data_file, values=values, celltypes=np.array(cells), assays=np.array(assays), pairs=np.array(pairs))
+    rows = []
+    for name in args.configs.split(","):
+        cfg = AvocadoConfig(**CONFIGS[name], batch_size=BATCH)
+        impls = {"epitensor": lambda cfg=cfg: bench_ours(values, cb, ca, len(cells), len(assays), cfg, args.steps, args.device),
+                 "straightforward torch": lambda cfg=cfg: bench_straightforward(values, cb, ca, len(cells), len(assays), cfg, args.steps, args.device)}
+        if data_file:
+            impls["reference Avocado (TF)"] = lambda cfg=cfg: bench_reference(args.reference_python, data_file, cfg, args.steps,
+                                                                             args.n_positions, args.threads)
+        results = {k: [] for k in impls}
+        for _ in range(args.repeats):  # interleaved, so load changes hit every implementation alike
+            for k, fn in impls.items():
+                results[k].append(fn())
+        macs = macs_per_sample(cfg)
+        base = statistics.median(r[0] for r in results["straightforward torch"]), statistics.median(r[1] for r in results["straightforward torch"])
+        ref = None
+        if data_file:
+            ref = [statistics.median(r[i] for r in results["reference Avocado (TF)"]) for i in (0, 1)]
+        for k, res in results.items():
+            tr, pr = statistics.median(r[0] for r in res), statistics.median(r[1] for r in res)
+            rows.append((f"{name} ({cfg.n_layers}x{cfg.n_nodes})", k, tr, pr, tr * 6 * macs / peak, pr * 2 * macs / peak,
+                         tr / base[0], pr / base[1], (tr / ref[0], pr / ref[1]) if ref else None))
+    print(f"\n{'config':<16} {'implementation':<24} {'train/s':>10} {'pred/s':>10} {'train %pk':>9} {'pred %pk':>9} "
+          f"{'train x st':>10} {'pred x st':>9} {'train x ref':>11} {'pred x ref':>10}")
+    for r in rows:
+        refs = f"{r[8][0]:>11.2f} {r[8][1]:>10.2f}" if r[8] else f"{'-':>11} {'-':>10}"
+        print(f"{r[0]:<16} {r[1]:<24} {r[2]:>10,.0f} {r[3]:>10,.0f} {r[4]:>9.1%} {r[5]:>9.1%} {r[6]:>10.2f} {r[7]:>9.2f} {refs}")
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}; medians of {args.repeats} repeats, {args.steps} timed steps each")
+
+
+if __name__ == "__main__":
+    main()

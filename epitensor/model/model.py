@@ -1,0 +1,587 @@
+"""The user-facing Avocado model: labels, device, training, imputation, factors and I/O.
+
+The network itself is :class:`~epitensor.model.AvocadoModule` (tensors only); this class maps the
+store's labels and genome-wide positions to table rows, loads the training data onto the device,
+and returns results as labelled xarray/pandas objects.
+
+Building blocks for stage-2 fitting and for extending a trained model:
+
+* ``model.fitted_positions`` (:class:`GenomeRows`): which genome-wide positions the genome tables
+  cover and the row of each position at 25 bp / 250 bp / 5 kbp.
+* ``model.fit_genome_factors(region, epochs)``: fresh genome tables for ``region``, network and
+  biosample/assay factors frozen (one 5-kbp-aligned block at a time); ``model.write_factors(path)``
+  writes only the rows it covers.
+* ``model.fit(..., parameters=[...], grad_masks={param: rows})``: train only some parameters, or only
+  some rows of a table (others stay bit-identical); ``model.module.extend_table("biosample", n)``
+  appends fresh rows; :func:`epitensor.model.training.train` is the loop on raw tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from ..exceptions import DataError, ModelError
+from ..genome import Genome
+from ..regions import as_regions, region_bins
+from ..store import (
+    _genome_attrs,
+    _open_group,
+    add_track_variable,
+    label_index,
+    open_dataset,
+    store_path,
+)
+from .config import AvocadoConfig
+from .module import AvocadoModule
+from .positions import GenomeRows
+from .training import build_training_data, predict_pairs, resolve_options, train
+
+
+def resolve_device(device="auto") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU."""
+    if device == "auto" or device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"device {device} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    return device
+
+
+def _as_list(labels) -> list[str]:
+    return [labels] if isinstance(labels, str) else [str(x) for x in labels]
+
+
+class Avocado:
+    """The Avocado multi-scale deep tensor factorization of an epigenome compendium.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset or path
+        The store (opened with :func:`epitensor.open_dataset`, or its path). Labels and genome come
+        from it.
+    preset : {"paper", "small"}, default "paper"
+        Hyper-parameter set (:data:`epitensor.model.PRESETS`): the published architecture, or the
+        one for compendia with few biosamples per assay.
+    device : str, default "auto"
+        "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
+    seed : int or None, default 0
+        Seeds initialisation and sampling; with a seed, CPU training is deterministic.
+    biosamples, assays : list of str, optional
+        Restrict the model to these labels (default: all labels of the store).
+    **options
+        Any :class:`~epitensor.model.AvocadoConfig` field, overriding the preset
+        (e.g. ``n_nodes=256``, ``n_layers=2``, ``batch_size=10_000``).
+
+    Attributes
+    ----------
+    module : AvocadoModule
+        The torch network and embeddings.
+    config : AvocadoConfig
+    history : pandas.DataFrame
+        One row per training epoch (``loss``, ``val_mse`` when validating, ``seconds``).
+
+    Examples
+    --------
+    >>> import epitensor as et
+    >>> ds = et.datasets.synthetic(n_biosamples=4, n_assays=3, n_positions=2_000, missing=0.3, seed=0)
+    >>> model = et.Avocado(ds, n_nodes=16, batch_size=1_000)
+    >>> history = model.fit(epochs=2, progress=False)
+    >>> model.impute("B00", "H3K4me3", region="synthetic:0-1000").dims
+    ('biosample', 'assay', 'position')
+    >>> model.factors("biosample").shape
+    (4, 32)
+    """
+
+    def __init__(self, ds, *, preset: str = "paper", device="auto", seed: int | None = 0, biosamples=None,
+                 assays=None, **options):
+        self._ds = ds if isinstance(ds, xr.Dataset) else open_dataset(ds)
+        self.config = AvocadoConfig.from_preset(preset, **options)
+        store_b = [str(x) for x in self._ds.biosample.values]
+        store_a = [str(x) for x in self._ds.assay.values]
+        self.biosamples = store_b if biosamples is None else _as_list(biosamples)
+        self.assays = store_a if assays is None else _as_list(assays)
+        label_index(store_b, self.biosamples, "biosample")
+        label_index(store_a, self.assays, "assay")
+        self.genome = Genome.from_attrs(self._ds.attrs)
+        self.device = resolve_device(device)
+        self.seed = seed
+        self.history = pd.DataFrame()
+        self.training_tracks: list[tuple[str, str]] = []
+        self._rows = GenomeRows([])
+        self._optimizer = None
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.module = AvocadoModule(len(self.biosamples), len(self.assays), (0, 0, 0), self.config).to(self.device)
+
+    def __repr__(self) -> str:
+        fitted = f"fitted on {len(self._rows):,} positions, {len(self.history)} epochs" if len(self._rows) else "not fitted"
+        return (f"Avocado({len(self.biosamples)} biosamples x {len(self.assays)} assays, preset={self.config.preset!r}, "
+                f"{self.config.n_layers} x {self.config.n_nodes}, device={self.device}, {fitted})")
+
+    # ------------------------------------------------------------------ labels
+    def _index(self, labels, kind: str) -> np.ndarray:
+        known = self.biosamples if kind == "biosample" else self.assays
+        return label_index(known, labels, kind)
+
+    @property
+    def fitted_positions(self) -> GenomeRows:
+        """The genome-wide positions that have genome factors (and their table rows)."""
+        return self._rows
+
+    def _check_fitted(self):
+        if not len(self._rows):
+            raise ModelError("the model is not fitted yet; call model.fit(region=..., epochs=...) first")
+
+    # ------------------------------------------------------------------ data
+    def _signal_array(self, variable="signal"):
+        """The zarr array of ``variable`` of the store, or None for an in-memory dataset."""
+        try:
+            return _open_group(store_path(self._ds))[variable]
+        except Exception:
+            return None
+
+    def read_tracks(self, pairs, positions, variable: str = "signal") -> np.ndarray:
+        """Values of ``variable`` for (biosample, assay) ``pairs`` at genome-wide ``positions``.
+
+        Returns float32, shape (len(pairs), len(positions)); read straight from zarr (only the
+        chunks that hold the positions).
+        """
+        positions = np.asarray(positions, dtype=np.int64)
+        store_b = self._ds.biosample.values
+        store_a = self._ds.assay.values
+        arr = self._signal_array(variable)
+        out = np.empty((len(pairs), positions.size), dtype=np.float32)
+        lo, hi = (int(positions.min()), int(positions.max()) + 1) if positions.size else (0, 0)
+        contiguous = positions.size == hi - lo
+        for i, (b, a) in enumerate(pairs):
+            bi = label_index(store_b, b, "biosample")[0]
+            ai = label_index(store_a, a, "assay")[0]
+            if arr is None:
+                out[i] = self._ds[variable].isel(biosample=bi, assay=ai, position=positions).values
+            elif contiguous:
+                out[i] = arr[bi, ai, lo:hi]
+            else:
+                out[i] = arr.oindex[bi, ai, positions]
+        return out
+
+    def _training_pairs(self, tracks) -> list[tuple[str, str]]:
+        obs = self._ds["observed"].sel(biosample=self.biosamples, assay=self.assays).values
+        observed = [(self.biosamples[i], self.assays[j]) for i, j in zip(*np.nonzero(obs))]
+        if tracks is None:
+            pairs = observed
+        else:
+            pairs = [(str(b), str(a)) for b, a in tracks]
+            for b, a in pairs:
+                self._index(b, "biosample"), self._index(a, "assay")
+            missing = [p for p in pairs if p not in set(observed)]
+            if missing:
+                raise ModelError(f"tracks {missing[:10]} are not observed in the store, so they cannot be trained on; "
+                                 "pass observed tracks only (ds.epi.tracks())")
+        if not pairs:
+            raise DataError("the training set is empty: no observed track among the model's biosamples and assays")
+        no_b = sorted(set(self.biosamples) - {b for b, _ in pairs})
+        no_a = sorted(set(self.assays) - {a for _, a in pairs})
+        if no_b or no_a:
+            raise ModelError(
+                f"no observed training track for biosample(s) {no_b} and assay(s) {no_a}: their factors cannot be "
+                "learned. Restrict the model with Avocado(ds, biosamples=[...], assays=[...]) or add tracks")
+        return pairs
+
+    # ------------------------------------------------------------------ training
+    def fit(self, region=None, epochs: int = 200, *, tracks=None, progress: bool = True, seed: int | None = None,
+            time_limit: float | None = None, parameters=None, grad_masks=None) -> pd.DataFrame:
+        """Train on the observed tracks over ``region``.
+
+        Every epoch passes once over the region's positions, each paired with one training track
+        drawn at random. Calling ``fit`` again continues training; a different region starts fresh
+        genome factors for it.
+
+        Parameters
+        ----------
+        region : str, tuple or list of them, optional
+            Training region(s), e.g. ``"chr20"`` or ``["chr1:0-1M", "chr2:5M-6M"]``; default: every
+            contig of the store.
+        epochs : int, default 200
+            Passes over the training positions.
+        tracks : list of (biosample, assay), optional
+            Observed tracks to train on (default: all observed tracks of the model's labels).
+        progress : bool, default True
+            tqdm bar over epochs.
+        seed : int, optional
+            Sampler seed (default: the model's seed plus the epochs already trained).
+        time_limit : float, optional
+            Stop after the epoch during which this many seconds have passed (a training budget).
+        parameters, grad_masks : optional
+            Train only these parameters / rows (see :func:`epitensor.model.training.train`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The history of this call (``model.history`` holds every call's).
+
+        Raises
+        ------
+        ModelError
+            A biosample or assay without training track, a track not observed, or a diverging loss
+            (the last good weights are kept).
+        DataError
+            Empty training set or non-finite values in the training data.
+        """
+        rows = GenomeRows.from_regions(region if region is not None else list(self.genome.contigs), self.genome)
+        if not len(rows):
+            raise DataError(f"the training region {region!r} holds no positions")
+        pairs = self._training_pairs(tracks)
+        if rows != self._rows:
+            self._set_genome(rows)
+        self.training_tracks = pairs
+        data = self._training_data(pairs, rows)
+        if self._optimizer is None or parameters is not None or grad_masks is not None:
+            self._optimizer = None
+        seed = seed if seed is not None else (None if self.seed is None else self.seed + len(self.history))
+        try:
+            hist, opt = train(self.module, data, int(epochs), self.config, parameters=parameters, grad_masks=grad_masks,
+                              device=self.device, seed=seed, progress=progress, epoch_offset=len(self.history),
+                              optimizer=self._optimizer, time_limit=time_limit)
+        except ModelError as err:
+            self._optimizer = None
+            self._append_history(getattr(err, "history", pd.DataFrame()))
+            raise
+        self._optimizer = opt if parameters is None and grad_masks is None else None
+        self._append_history(hist)
+        return hist
+
+    def fit_genome_factors(self, region, epochs: int = 200, *, progress: bool = True, seed: int | None = None,
+                           time_limit: float | None = None) -> pd.DataFrame:
+        """Stage 2: fit fresh genome factors for ``region`` with everything else frozen.
+
+        The network and the biosample/assay factors do not change; the genome tables are replaced by
+        new ones covering ``region`` (the previous genome factors are dropped: write them to the store
+        with :meth:`write_factors` first if you need them). Blocks aligned to 5 kbp (200 bins) are
+        independent, so a genome can be done block by block (and each block written with
+        :meth:`write_factors`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The history of this fit (also appended to ``model.history``).
+
+        Examples
+        --------
+        >>> model.fit_genome_factors("chr20:0-5,000,000", epochs=50)  # doctest: +SKIP
+        """
+        self._check_fitted()
+        rows = GenomeRows.from_regions(region, self.genome)
+        if not len(rows):
+            raise DataError(f"the region {region!r} holds no positions")
+        pairs = self._training_pairs(self.training_tracks or None)
+        self._set_genome(rows)
+        data = self._training_data(pairs, rows)
+        params = [t.weight for t in self.module.genome_tables()]
+        seed = seed if seed is not None else (None if self.seed is None else self.seed + len(self.history))
+        try:
+            hist, _ = train(self.module, data, int(epochs), self.config, parameters=params, device=self.device, seed=seed,
+                            progress=progress, epoch_offset=len(self.history), time_limit=time_limit)
+        except ModelError as err:
+            self._append_history(getattr(err, "history", pd.DataFrame()))
+            raise
+        self._append_history(hist)
+        return hist
+
+    def _append_history(self, hist: pd.DataFrame) -> None:
+        if len(hist):
+            self.history = pd.concat([self.history, hist], ignore_index=True) if len(self.history) else hist
+
+    def _set_genome(self, rows: GenomeRows) -> None:
+        """Fresh genome tables for ``rows`` (the network and biosample/assay factors are kept)."""
+        with torch.random.fork_rng(devices=[]):
+            if self.seed is not None:
+                torch.manual_seed(self.seed + 1)
+            self.module.set_genome_tables(rows.n_rows)
+        self._rows = rows
+        self._optimizer = None
+
+    def _training_data(self, pairs, rows: GenomeRows):
+        values = self.read_tracks(pairs, rows.positions)
+        b = self._index([p[0] for p in pairs], "biosample")
+        a = self._index([p[1] for p in pairs], "assay")
+        names = [f"{p[0]}/{p[1]}" for p in pairs]
+        if self.config.residual and np.isfinite(values).all():
+            values = values - _leave_one_out_mean(values, a, len(self.assays))
+        return build_training_data(values, b, a, rows.rows(rows.positions), device=self.device,
+                                   validation_fraction=self.config.validation_fraction,
+                                   seed=self.seed or 0, track_names=names)
+
+    # ------------------------------------------------------------------ prediction
+    def _average_activity(self, assays_idx, positions) -> np.ndarray:
+        """Mean of each assay's training tracks at ``positions``: (len(assays_idx), n)."""
+        out = np.zeros((len(assays_idx), len(positions)), dtype=np.float32)
+        for k, ai in enumerate(assays_idx):
+            pairs = [p for p in self.training_tracks if p[1] == self.assays[ai]]
+            if pairs:
+                out[k] = self.read_tracks(pairs, positions).mean(axis=0)
+        return out
+
+    @torch.inference_mode()
+    def predict(self, biosample_idx, assay_idx, positions, batch_size: int | None = None) -> np.ndarray:
+        """Predictions (arcsinh scale) for pairs of table rows at genome-wide positions.
+
+        Low-level: ``biosample_idx``/``assay_idx`` are row numbers of equal length (one per pair);
+        returns float32 (n_pairs, n_positions). Use :meth:`impute` for labelled results.
+        """
+        self._check_fitted()
+        positions = np.asarray(positions, dtype=np.int64)
+        r = [torch.as_tensor(x, device=self.device) for x in self._rows.rows(positions, "imputation region")]
+        bi = torch.as_tensor(np.asarray(biosample_idx, dtype=np.int64), device=self.device)
+        ai = torch.as_tensor(np.asarray(assay_idx, dtype=np.int64), device=self.device)
+        _, autocast = resolve_options(self.config, self.device)
+        self.module.eval()
+        out = predict_pairs(self.module, bi, ai, r, batch_size or max(self.config.batch_size, 2**16), autocast).cpu().numpy()
+        w = self.config.baseline_weight
+        if self.config.residual or w > 0:
+            uniq, inv = np.unique(np.asarray(assay_idx), return_inverse=True)
+            avg = self._average_activity(uniq, positions)[inv]
+            out = (1 - w) * (out + avg if self.config.residual else out) + w * avg
+        return out
+
+    def impute(self, biosample=None, assay=None, region=None, *, batch_size: int | None = None) -> xr.DataArray:
+        """Imputed signal for every (biosample, assay) pair over ``region``, as a labelled DataArray.
+
+        Parameters
+        ----------
+        biosample, assay : str or list of str, optional
+            Labels (default: all of the model's). Every combination is imputed.
+        region : str, tuple or list of them, optional
+            Where (default: the fitted positions' first region). Must lie inside the fitted positions.
+        batch_size : int, optional
+            Predictions per forward pass.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(biosample, assay, position)``, float32 on the arcsinh scale, with the store's
+            ``position``/``chrom``/``start``/``end`` coordinates and genome attributes, named ``imputed``.
+
+        Raises
+        ------
+        LabelError
+            Unknown labels (the message lists the known ones).
+        RegionError
+            Positions without fitted genome factors.
+
+        Examples
+        --------
+        >>> imp = model.impute("E065", "H3K4me3", region="pilot:0-200000")  # doctest: +SKIP
+        """
+        self._check_fitted()
+        bs = self.biosamples if biosample is None else _as_list(biosample)
+        as_ = self.assays if assay is None else _as_list(assay)
+        b_idx, a_idx = self._index(bs, "biosample"), self._index(as_, "assay")
+        template = self._ds["signal"].isel(biosample=0, assay=0, drop=True).epi.region(self._region_or_default(region))
+        positions = template["position"].values
+        bb, aa = np.meshgrid(b_idx, a_idx, indexing="ij")
+        pred = self.predict(bb.ravel(), aa.ravel(), positions, batch_size).reshape(len(bs), len(as_), len(positions))
+        coords = {k: v for k, v in template.coords.items() if "position" in v.dims}
+        coords.update(biosample=np.array(bs, dtype=object), assay=np.array(as_, dtype=object))
+        attrs = {**_genome_attrs(self._ds.attrs), "long_name": "imputed signal"}
+        return xr.DataArray(pred, dims=("biosample", "assay", "position"), coords=coords, name="imputed", attrs=attrs)
+
+    def _region_or_default(self, region):
+        """``region``, or the first run of fitted positions as a (contig, start, end) region."""
+        if region is not None:
+            return region
+        self._check_fitted()
+        lo, hi = self._rows.intervals()[0]
+        names, starts = self.genome.locate([lo])
+        contig, start = str(names[0]), int(starts[0])
+        return (contig, start, min(start + (hi - lo) * self.genome.bin_size, self.genome.length(contig)))
+
+    def impute_to_store(self, path=None, biosamples=None, assays=None, region=None, *, progress: bool = True) -> None:
+        """Write imputations into the store's ``imputed`` variable (never into ``signal``).
+
+        Written region by region in chunk-aligned pieces, so the chunks of other regions are untouched.
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            The store (default: the one the model was built on).
+        biosamples, assays : str or list of str, optional
+            Labels to impute (default: all; every combination).
+        region : str, tuple or list of them, optional
+            Where (default: the first fitted region).
+        progress : bool, default True
+            tqdm bar over pieces.
+
+        Examples
+        --------
+        >>> model.impute_to_store(biosamples=["E065"], assays=["H3K4me3"], region="pilot")  # doctest: +SKIP
+        """
+        from tqdm.auto import tqdm
+
+        self._check_fitted()
+        path = store_path(self._ds) if path is None else path
+        root = _open_group(path, mode="r+")
+        Genome.from_attrs(root.attrs).check_same(self.genome, "the store's and the model's genomes")
+        arr = add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
+        bs = self.biosamples if biosamples is None else _as_list(biosamples)
+        as_ = self.assays if assays is None else _as_list(assays)
+        b_idx, a_idx = self._index(bs, "biosample"), self._index(as_, "assay")
+        sb = label_index(root["biosample"][:], bs, "biosample")
+        sa = label_index(root["assay"][:], as_, "assay")
+        step = self.genome.chunk_bins
+        pieces = []
+        for reg in as_regions(self._region_or_default(region), self.genome):
+            lo, hi = region_bins(reg, self.genome)
+            self._rows.rows(np.arange(lo, hi), f"region {reg}")
+            cuts = [lo, *range((lo // step + 1) * step, hi, step), hi]
+            pieces += list(zip(cuts[:-1], cuts[1:]))
+        bb, aa = np.meshgrid(b_idx, a_idx, indexing="ij")
+        sbb, saa = np.meshgrid(sb, sa, indexing="ij")
+        for lo, hi in tqdm(pieces, desc="imputing", unit="piece", disable=not progress):
+            pred = self.predict(bb.ravel(), aa.ravel(), np.arange(lo, hi))
+            for k, (i, j) in enumerate(zip(sbb.ravel(), saa.ravel())):
+                arr[i, j, lo:hi] = pred[k]
+
+    # ------------------------------------------------------------------ factors
+    def factors(self, kind: str = "biosample") -> pd.DataFrame:
+        """Biosample or assay factors as a DataFrame indexed by label (one column per factor).
+
+        Examples
+        --------
+        >>> model.factors("assay").head()  # doctest: +SKIP
+        """
+        if kind not in ("biosample", "assay"):
+            raise ModelError(f"kind must be 'biosample' or 'assay', got {kind!r} (genome factors: model.genome_factors(region))")
+        weight = getattr(self.module, kind).weight.detach().float().cpu().numpy()
+        labels = self.biosamples if kind == "biosample" else self.assays
+        return pd.DataFrame(weight, index=pd.Index(labels, name=kind),
+                            columns=pd.RangeIndex(weight.shape[1], name=f"factor_{kind}"))
+
+    @torch.inference_mode()
+    def genome_factors(self, region=None) -> xr.DataArray:
+        """Genome factors of every bin of ``region`` at the three resolutions, as a DataArray.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(position, factor)``: 25 + 40 + 45 factors (paper sizes) per bin; the ``resolution``
+            coordinate along ``factor`` says which table each column comes from ("25bp", "250bp",
+            "5kbp"); the 250 bp and 5 kbp values repeat over the bins that share their row.
+        """
+        self._check_fitted()
+        template = self._ds["signal"].isel(biosample=0, assay=0, drop=True).epi.region(self._region_or_default(region))
+        positions = template["position"].values
+        r = [torch.as_tensor(x, device=self.device) for x in self._rows.rows(positions, "genome factor region")]
+        values = self.module.genome_features(*r).float().cpu().numpy()
+        c = self.config
+        res = np.repeat(["25bp", "250bp", "5kbp"], [c.n_25bp_factors, c.n_250bp_factors, c.n_5kbp_factors])
+        coords = {k: v for k, v in template.coords.items() if "position" in v.dims}
+        coords.update(factor=np.arange(values.shape[1]), resolution=("factor", res.astype(object)))
+        return xr.DataArray(values, dims=("position", "factor"), coords=coords, name="genome_factors",
+                            attrs=_genome_attrs(self._ds.attrs))
+
+    def write_factors(self, path=None) -> None:
+        """Write ``biosample_factors``, ``assay_factors`` and ``genome_factors_{25bp,250bp,5kbp}`` to the store.
+
+        Genome factors are written at genome-wide indexing (rows ``position``, ``position // 10``,
+        ``position // 200``; NaN where nothing was fitted); only the fitted rows are written, so
+        factors of other blocks already in the store stay.
+        """
+        from .storage import write_embedding, write_genome_factors
+
+        self._check_fitted()
+        path = store_path(self._ds) if path is None else path
+        for kind in ("biosample", "assay"):
+            write_embedding(path, kind, self.factors(kind))
+        tables = [t.weight.detach().float().cpu().numpy() for t in self.module.genome_tables()]
+        write_genome_factors(path, self._rows, tables)
+
+    # ------------------------------------------------------------------ extension
+    def add_biosamples(self, ds, biosamples=None, *, assays=(), tracks=None, mode: str = "freeze", epochs: int = 50,
+                       progress: bool = True, seed: int | None = None, time_limit: float | None = None) -> pd.DataFrame:
+        """Append new biosamples (and, with ``assays=``, new assays) to this trained model and fit them.
+
+        ``mode="freeze"`` fits only the new rows on the training region (every existing parameter
+        and imputation stays bit-identical); ``mode="fine-tune"`` then trains all parameters on the
+        old and new tracks. See :func:`epitensor.model.extend.extend_model` for every parameter.
+
+        Examples
+        --------
+        >>> model.add_biosamples(new_ds, mode="freeze", epochs=20)          # doctest: +SKIP
+        >>> model.impute(biosample="E065", assay="H3K27me3", region="pilot")  # doctest: +SKIP
+        """
+        from .extend import extend_model
+
+        return extend_model(self, ds, biosamples=biosamples, assays=assays, tracks=tracks, mode=mode, epochs=epochs,
+                            progress=progress, seed=seed, time_limit=time_limit)
+
+    def add_assays(self, ds, assays=None, *, biosamples=(), tracks=None, mode: str = "freeze", epochs: int = 50,
+                   progress: bool = True, seed: int | None = None, time_limit: float | None = None) -> pd.DataFrame:
+        """Append new assays (and, with ``biosamples=``, new biosamples) to this trained model and fit them.
+
+        See :meth:`add_biosamples` and :func:`epitensor.model.extend.extend_model`.
+
+        Examples
+        --------
+        >>> model.add_assays(new_ds, mode="fine-tune", epochs=10)  # doctest: +SKIP
+        """
+        from .extend import extend_model
+
+        return extend_model(self, ds, biosamples=biosamples, assays=assays, tracks=tracks, mode=mode, epochs=epochs,
+                            progress=progress, seed=seed, time_limit=time_limit)
+
+    # ------------------------------------------------------------------ I/O
+    def save(self, path) -> None:
+        """Save to a directory: ``config.json`` (labels, genome, hyper-parameters, versions, fitted
+        positions, history) and ``weights.pt`` (state dict), written atomically.
+
+        Examples
+        --------
+        >>> model.save("model/")                 # doctest: +SKIP
+        >>> et.Avocado.load("model/", ds)        # doctest: +SKIP
+        """
+        from .io import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path, ds, device="auto") -> Avocado:
+        """Load a model saved with :meth:`save`, checked against the store ``ds``.
+
+        Raises
+        ------
+        ModelError
+            The store lacks labels of the model or has another genome (the message names the difference).
+        """
+        from .io import load_model
+
+        return load_model(cls, path, ds, device)
+
+
+def _leave_one_out_mean(values: np.ndarray, track_assay: np.ndarray, n_assays: int) -> np.ndarray:
+    """Per-entry mean of the other training tracks of the same assay (0 where there is none)."""
+    sums = np.zeros((n_assays, values.shape[1]), dtype=np.float64)
+    np.add.at(sums, track_assay, values)
+    counts = np.bincount(track_assay, minlength=n_assays)[track_assay][:, None]
+    others = sums[track_assay] - values
+    return np.where(counts > 1, others / np.maximum(counts - 1, 1), 0.0).astype(np.float32)
+
+
+def check_compatible(model_labels: dict, genome_attrs: dict, ds: xr.Dataset) -> None:
+    """Raise ModelError naming how the store ``ds`` differs from what a saved model needs."""
+    for kind in ("biosample", "assay"):
+        have = {str(x) for x in ds[kind].values}
+        missing = [x for x in model_labels[kind] if x not in have]
+        if missing:
+            raise ModelError(f"the store lacks the model's {kind}(s) {missing[:20]}; load the model against the store it was "
+                             "trained on (or one that has these labels)")
+    try:
+        Genome.from_attrs(genome_attrs).check_same(Genome.from_attrs(ds.attrs), "the model's and the store's genomes")
+    except Exception as err:
+        raise ModelError(str(err)) from None
+
+
+__all__ = ["Avocado", "check_compatible", "resolve_device"]

@@ -1,0 +1,307 @@
+"""Tests of the Avocado model: shapes and labels, learning, I/O, determinism, errors, store outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+import zarr
+
+import epitensor as et
+from epitensor.model import AvocadoConfig, AvocadoModule, GenomeRows
+from epitensor.model.training import build_training_data, train
+
+torch.set_num_threads(2)
+TINY = dict(n_nodes=16, n_layers=2, batch_size=500)
+
+
+@pytest.fixture
+def tiny_ds(tmp_path):
+    """6 biosamples x 4 assays x 1,200 bins, 60% of tracks observed."""
+    return et.datasets.synthetic(tmp_path / "tiny.zarr", n_biosamples=6, n_assays=4, n_positions=1_200, missing=0.4, seed=5)
+
+
+@pytest.fixture
+def fitted(tiny_ds):
+    model = et.Avocado(tiny_ds, seed=1, **TINY)
+    model.fit(epochs=3, progress=False)
+    return model
+
+
+# ---------------------------------------------------------------------- shapes and labels
+def test_impute_is_labelled(fitted, tiny_ds):
+    imp = fitted.impute(["B02", "B00"], "H3K27me3", region="synthetic:1000-2000")
+    assert imp.dims == ("biosample", "assay", "position")
+    assert imp.shape == (2, 1, 40)
+    assert list(imp.biosample.values) == ["B02", "B00"] and list(imp.assay.values) == ["H3K27me3"]
+    ref = tiny_ds.signal.epi.region("synthetic:1000-2000")
+    np.testing.assert_array_equal(imp.position.values, ref.position.values)
+    np.testing.assert_array_equal(imp.start.values, ref.start.values)
+    assert imp.epi.genome == tiny_ds.epi.genome
+    assert np.isfinite(imp.values).all()
+
+
+def test_factors_and_genome_factors(fitted):
+    b = fitted.factors("biosample")
+    assert b.shape == (6, 32) and list(b.index) == [f"B{i:02d}" for i in range(6)] and b.index.name == "biosample"
+    assert fitted.factors("assay").shape == (4, 256)
+    g = fitted.genome_factors("synthetic:0-10000")
+    assert g.dims == ("position", "factor") and g.shape == (400, 25 + 40 + 45)
+    assert (g.resolution.values == "25bp").sum() == 25
+    five_kb = g.sel(factor=g.resolution == "5kbp").values
+    np.testing.assert_array_equal(five_kb[0], five_kb[199])  # one 5 kbp row per 200 bins
+    assert not np.array_equal(five_kb[0], five_kb[200])
+
+
+def test_projected_first_layer_matches_concatenation():
+    torch.manual_seed(0)
+    m = AvocadoModule(5, 3, (50, 5, 1), AvocadoConfig(n_nodes=24))
+    idx = [torch.randint(n, (64,)) for n in (5, 3, 50, 5, 1)]
+    torch.testing.assert_close(m(*idx, project_first_layer=True), m(*idx), rtol=1e-5, atol=1e-6)
+    pairs = m.predict_tracks(idx[0][:4], idx[1][:4], *idx[2:])
+    torch.testing.assert_close(pairs[2], m(idx[0][2].expand(64), idx[1][2].expand(64), *idx[2:]), rtol=1e-5, atol=1e-6)
+
+
+def test_genome_rows_map_positions_to_rows():
+    genome = et.Genome.from_assembly("hg38", contigs=["chr21", "chr22"])
+    rows = GenomeRows.from_regions(["chr21:0-10000", "chr22:0-5000"], genome)
+    first22 = genome.contig_bins("chr22")[0]
+    assert rows.n_rows == (600, 60, 3)
+    r25, r250, r5k = rows.rows([0, 399, first22])
+    assert r25.tolist() == [0, 399, 400] and r250.tolist() == [0, 39, 40] and r5k.tolist() == [0, 1, 2]
+    assert GenomeRows.from_intervals(rows.intervals()) == rows
+    with pytest.raises(et.RegionError, match="no fitted genome factors"):
+        rows.rows([400])
+
+
+# ---------------------------------------------------------------------- learning
+def test_loss_falls(tiny_ds):
+    model = et.Avocado(tiny_ds, seed=0, **TINY)
+    hist = model.fit(epochs=15, progress=False)
+    assert list(hist.columns[:2]) == ["epoch", "loss"] and len(hist) == 15
+    assert hist.loss.iloc[-1] < 0.5 * hist.loss.iloc[0]
+
+
+def _baseline(ds, b, a):
+    """Average activity: mean of assay ``a`` over the biosamples where it is observed."""
+    obs = ds.observed.sel(assay=a).values
+    return ds.signal.sel(assay=a).isel(biosample=np.flatnonzero(obs)).mean("biosample").values
+
+
+def test_beats_average_activity_on_held_out_tracks(tmp_path):
+    ds = et.datasets.synthetic(tmp_path / "s.zarr", n_biosamples=10, n_assays=6, n_positions=3_000, missing=0.5, seed=2)
+    model = et.Avocado(ds, seed=0, n_nodes=64, batch_size=1_000, n_assay_factors=16, n_biosample_factors=8)
+    model.fit(epochs=60, progress=False)
+    hidden = ds.epi.tracks("missing")
+    imp = model.impute(region="synthetic")
+    err_model, err_base = [], []
+    for b, a in zip(hidden.biosample, hidden.assay):
+        truth = ds.held_out.sel(biosample=b, assay=a).values
+        err_model.append(np.mean((imp.sel(biosample=b, assay=a).values - truth) ** 2))
+        err_base.append(np.mean((_baseline(ds, b, a) - truth) ** 2))
+    assert np.mean(err_model) < 0.9 * np.mean(err_base), (np.mean(err_model), np.mean(err_base))
+
+
+def test_deterministic_with_seed_on_cpu(tiny_ds):
+    runs = []
+    for _ in range(2):
+        m = et.Avocado(tiny_ds, seed=7, **TINY)
+        m.fit(epochs=2, progress=False)
+        runs.append(m)
+    np.testing.assert_array_equal(runs[0].history.loss, runs[1].history.loss)
+    for (k, v), w in zip(runs[0].module.state_dict().items(), runs[1].module.state_dict().values()):
+        assert torch.equal(v, w), k
+
+
+# ---------------------------------------------------------------------- I/O
+def test_save_load_bit_identical(fitted, tiny_ds, tmp_path):
+    fitted.save(tmp_path / "m")
+    fitted.save(tmp_path / "m")  # replacing an existing model works
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "weights.pt"]
+    loaded = et.Avocado.load(tmp_path / "m", tiny_ds)
+    a, b = fitted.impute(region="synthetic"), loaded.impute(region="synthetic")
+    np.testing.assert_array_equal(a.values, b.values)
+    assert loaded.config == fitted.config and len(loaded.history) == 3
+    assert not list(tmp_path.glob(".m.*"))  # no temporary leftovers
+
+
+def test_load_refuses_mismatched_store(fitted, tmp_path):
+    fitted.save(tmp_path / "m")
+    other = et.datasets.synthetic(tmp_path / "o.zarr", n_biosamples=5, n_assays=4, n_positions=1_200, seed=5)
+    with pytest.raises(et.ModelError, match=r"lacks the model's biosample\(s\) \['B05'\]"):
+        et.Avocado.load(tmp_path / "m", other)
+    longer = et.datasets.synthetic(tmp_path / "l.zarr", n_biosamples=6, n_assays=4, n_positions=1_300, seed=5)
+    with pytest.raises(et.ModelError, match="genomes differ"):
+        et.Avocado.load(tmp_path / "m", longer)
+
+
+def test_store_outputs(fitted, tiny_ds):
+    path = tiny_ds.attrs["source"]
+    fitted.write_factors()
+    fitted.impute_to_store(biosamples=["B01"], assays=["H3K4me3", "H3K27me3"], region="synthetic:0-20000", progress=False)
+    ds = et.open_dataset(path)
+    assert ds.genome_factors_25bp.dims == ("position", "factor_25bp")
+    assert ds.genome_factors_5kbp.sizes["position_5kbp"] == 6
+    assert ds.genome_factors_250bp.chunks is not None  # genome-long variables stay lazy
+    np.testing.assert_allclose(ds.biosample_factors.values, fitted.factors("biosample").values)
+    g = fitted.genome_factors("synthetic")
+    np.testing.assert_allclose(ds.genome_factors_25bp.values, g.sel(factor=g.resolution == "25bp").values)
+    written = ds.imputed.sel(biosample="B01", assay="H3K4me3").values
+    expect = fitted.impute("B01", "H3K4me3", region="synthetic:0-20000").values[0, 0]
+    np.testing.assert_allclose(written[:800], expect, rtol=1e-6)
+    assert np.isnan(written[800:]).all() and np.isnan(ds.imputed.sel(biosample="B00").values).all()
+    xr.testing.assert_identical(ds.signal.load(), tiny_ds.signal.load())  # signal untouched
+
+
+# ---------------------------------------------------------------------- freezing (stage 2, extension)
+def test_train_only_genome_tables_leaves_network_unchanged(fitted):
+    before = {k: v.clone() for k, v in fitted.module.state_dict().items()}
+    genome_params = [t.weight for t in fitted.module.genome_tables()]
+    fitted.fit(epochs=1, progress=False, parameters=genome_params)
+    after = fitted.module.state_dict()
+    for k in before:
+        assert torch.equal(before[k], after[k]) == k.startswith(("hidden", "output", "biosample", "assay")), k
+
+
+def test_fit_genome_factors_of_a_new_block(fitted):
+    network = {k: v.clone() for k, v in fitted.module.state_dict().items() if not k.startswith("genome")}
+    hist = fitted.fit_genome_factors("synthetic:5000-15000", epochs=2, progress=False)
+    assert len(hist) == 2 and fitted.fitted_positions.n_rows == (400, 40, 2)
+    assert all(torch.equal(v, fitted.module.state_dict()[k]) for k, v in network.items())
+    assert fitted.impute("B00", "H3K4me3", region="synthetic:5000-6000").shape == (1, 1, 40)
+    assert all(p.requires_grad for p in fitted.module.parameters())
+
+
+def test_grad_masks_keep_frozen_rows_bit_identical(fitted):
+    old = fitted.module.biosample.weight.detach().clone()
+    mask = torch.zeros(6, dtype=torch.bool)
+    mask[5] = True
+    fitted.fit(epochs=2, progress=False, parameters=[fitted.module.biosample.weight],
+               grad_masks={fitted.module.biosample.weight: mask})
+    new = fitted.module.biosample.weight.detach()
+    assert torch.equal(new[:5], old[:5]) and not torch.equal(new[5], old[5])
+
+
+def test_extend_table_keeps_rows():
+    m = AvocadoModule(3, 2, (10, 1, 1), AvocadoConfig(n_nodes=8))
+    old = m.assay.weight.detach().clone()
+    m.extend_table("assay", 2)
+    assert m.assay.weight.shape == (4, 256) and torch.equal(m.assay.weight[:2], old)
+
+
+# ---------------------------------------------------------------------- errors
+def test_unknown_labels_list_known_ones(fitted):
+    with pytest.raises(et.LabelError, match="known biosamples: B00, B01"):
+        fitted.impute("E999", "H3K4me3", region="synthetic:0-1000")
+    with pytest.raises(et.LabelError, match="unknown assay"):
+        fitted.impute("B00", "H3K999", region="synthetic:0-1000")
+
+
+def test_region_outside_fitted_positions(tiny_ds):
+    model = et.Avocado(tiny_ds, **TINY)
+    with pytest.raises(et.ModelError, match="not fitted"):
+        model.impute(region="synthetic:0-1000")
+    model.fit(region="synthetic:0-10000", epochs=1, progress=False)
+    with pytest.raises(et.RegionError, match="no fitted genome factors"):
+        model.impute("B00", "H3K4me3", region="synthetic:9000-12000")
+
+
+def test_training_track_errors(tiny_ds):
+    model = et.Avocado(tiny_ds, **TINY)
+    missing = tiny_ds.epi.tracks("missing").iloc[0]
+    with pytest.raises(et.ModelError, match="not observed"):
+        model.fit(tracks=[(missing.biosample, missing.assay)], epochs=1, progress=False)
+    observed = tiny_ds.epi.tracks().iloc[0]
+    with pytest.raises(et.ModelError, match="no observed training track for biosample"):
+        model.fit(tracks=[(observed.biosample, observed.assay)], epochs=1, progress=False)
+
+
+def test_empty_and_non_finite_training_data(tiny_ds):
+    with pytest.raises(et.DataError, match="empty"):
+        build_training_data(np.zeros((0, 10)), [], [], [[], [], []], device="cpu")
+    path = tiny_ds.attrs["source"]
+    b, a = tiny_ds.epi.tracks().iloc[0][["biosample", "assay"]]
+    arr = zarr.open_group(path, mode="r+")["signal"]
+    bi, ai = list(tiny_ds.biosample.values).index(b), list(tiny_ds.assay.values).index(a)
+    arr[bi, ai, 10] = np.inf
+    with pytest.raises(et.DataError, match=f"{b}/{a}"):
+        et.Avocado(tiny_ds, **TINY).fit(epochs=1, progress=False)
+
+
+def test_diverging_loss_stops_and_keeps_last_good_weights(tiny_ds):
+    model = et.Avocado(tiny_ds, **TINY)
+    model.fit(epochs=1, progress=False)
+    good = {k: v.clone() for k, v in model.module.state_dict().items()}
+    model.config.learning_rate = 1e38
+    model._optimizer = None
+    with pytest.raises(et.ModelError, match="loss became"):
+        model.fit(epochs=3, progress=False)
+    state = model.module.state_dict()
+    assert all(torch.isfinite(v).all() for v in state.values())
+    if len(model.history) == 1:  # diverged in the first epoch of the second fit: back to the first fit's weights
+        assert all(torch.equal(good[k], state[k]) for k in good)
+
+
+def test_validation_and_early_stopping(tiny_ds):
+    model = et.Avocado(tiny_ds, validation_fraction=0.1, patience=2, learning_rate=0.05, **TINY)
+    hist = model.fit(epochs=40, progress=False)
+    assert "val_mse" in hist and np.isfinite(hist.val_mse).all()
+    assert len(hist) < 40  # stopped early
+
+
+def test_residual_model_predicts_around_average_activity(tiny_ds):
+    model = et.Avocado(tiny_ds, residual=True, **TINY)
+    model.fit(epochs=1, progress=False)
+    b, a = tiny_ds.epi.tracks("missing").iloc[0][["biosample", "assay"]]
+    imp = model.impute(b, a, region="synthetic").values[0, 0]
+    assert np.corrcoef(imp, _baseline(tiny_ds, b, a))[0, 1] > 0.9
+
+
+def test_baseline_weight_blends_with_average_activity(tiny_ds):
+    model = et.Avocado(tiny_ds, baseline_weight=1.0, **TINY)
+    model.fit(epochs=1, progress=False)
+    b, a = tiny_ds.epi.tracks("missing").iloc[0][["biosample", "assay"]]
+    np.testing.assert_allclose(model.impute(b, a, region="synthetic").values[0, 0], _baseline(tiny_ds, b, a), rtol=1e-5)
+    model.config.baseline_weight = 0.5
+    half = model.impute(b, a, region="synthetic").values[0, 0]
+    model.config.baseline_weight = 0.0
+    net = model.impute(b, a, region="synthetic").values[0, 0]
+    np.testing.assert_allclose(half, 0.5 * (net + _baseline(tiny_ds, b, a)), rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_preset_and_option(tiny_ds):
+    with pytest.raises(et.ModelError, match="unknown preset"):
+        et.Avocado(tiny_ds, preset="huge")
+    with pytest.raises(et.ModelError, match="unknown Avocado options"):
+        et.Avocado(tiny_ds, n_neurons=3)
+
+
+# ---------------------------------------------------------------------- CUDA
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_and_imputation_match_cpu_shapes(tiny_ds):
+    model = et.Avocado(tiny_ds, device="cuda", **TINY)
+    hist = model.fit(epochs=5, progress=False)
+    assert hist.loss.iloc[-1] < hist.loss.iloc[0]
+    assert model.module.genome_25bp.weight.is_cuda
+    imp = model.impute(region="synthetic:0-1000")
+    assert imp.shape == (6, 4, 40) and np.isfinite(imp.values).all()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_tensor_is_16_bit(tiny_ds):
+    model = et.Avocado(tiny_ds, device="cuda", **TINY)
+    pairs = model._training_pairs(None)
+    data = model._training_data(pairs, GenomeRows.whole_genome(model.genome))
+    assert data.values.dtype == torch.float16 and data.values.is_cuda
+
+
+def test_train_function_on_raw_tensors():
+    cfg = AvocadoConfig(n_nodes=8, batch_size=64)
+    m = AvocadoModule(2, 2, (100, 10, 1), cfg)
+    rng = np.random.default_rng(0)
+    data = build_training_data(rng.random((3, 100)), [0, 1, 1], [0, 0, 1], GenomeRows(np.arange(100)).rows(np.arange(100)), device="cpu")
+    hist, _ = train(m, data, 3, cfg, progress=False)
+    assert len(hist) == 3 and (hist.samples_per_s > 0).all()
