@@ -66,35 +66,45 @@ def macs_per_sample(cfg: AvocadoConfig) -> int:
     return macs + width
 
 
-def matmul_peak(threads: int) -> float:
-    """Measured fp32 matrix-multiply FLOP/s (best of a few 2048^3 products)."""
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+def matmul_peak(device="cpu") -> float:
+    """Measured matrix-multiply FLOP/s (best of a few products): fp32 on CPU, bf16 on CUDA."""
+    n, dtype = (2048, torch.float32) if device == "cpu" else (8192, torch.bfloat16)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     a @ b
     best = 0.0
     for _ in range(5):
+        _sync(device)
         t = time.perf_counter()
         for _ in range(3):
             a @ b
-        best = max(best, 3 * 2 * 2048**3 / (time.perf_counter() - t))
+        _sync(device)
+        best = max(best, 3 * 2 * n**3 / (time.perf_counter() - t))
     return best
 
 
+def _sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
 # ---------------------------------------------------------------------- epitensor
-def bench_ours(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int):
+def bench_ours(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int, device="cpu"):
     n = values.shape[1]
     rows = GenomeRows(np.arange(n))
     torch.manual_seed(0)
-    module = AvocadoModule(n_cells, n_assays, rows.n_rows, cfg)
+    module = AvocadoModule(n_cells, n_assays, rows.n_rows, cfg).to(device)
     cols = np.random.default_rng(0).permutation(n)[: steps * cfg.batch_size]  # `steps` steps per epoch, full-size tables
-    data = build_training_data(values[:, cols], cb, ca, rows.rows(cols), device="cpu")
-    hist, _ = train(module, data, 2, cfg, progress=False)
+    data = build_training_data(values[:, cols], cb, ca, rows.rows(cols), device=device)
+    hist, _ = train(module, data, 2, cfg, progress=False, device=device)  # epoch 1 warms up
     train_rate = steps * cfg.batch_size / (hist.seconds.iloc[1] - hist.seconds.iloc[0])
-    r = [torch.as_tensor(x) for x in rows.rows(np.arange(n))]
-    one = torch.zeros(1, dtype=torch.long)
-    _, autocast = resolve_options(cfg, "cpu")
+    r = [torch.as_tensor(x, device=device) for x in rows.rows(np.arange(n))]
+    one = torch.zeros(1, dtype=torch.long, device=device)
+    _, autocast = resolve_options(cfg, device)
     predict_pairs(module, one, one, [x[:BATCH] for x in r], 2**16, autocast)
+    _sync(device)
     t = time.perf_counter()
     predict_pairs(module, one, one, r, 2**16, autocast)
+    _sync(device)
     return train_rate, n / (time.perf_counter() - t)
 
 
@@ -117,34 +127,38 @@ class Straightforward(nn.Module):
         return self.net(torch.cat([t(i) for t, i in zip(self.tables, (c, a, p, p // 10, p // 200))], 1)).squeeze(1)
 
 
-def bench_straightforward(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int):
+def bench_straightforward(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int, device="cpu"):
     n = values.shape[1]
     torch.manual_seed(0)
-    model = Straightforward(n_cells, n_assays, n, cfg)
+    model = Straightforward(n_cells, n_assays, n, cfg).to(device)
     opt = torch.optim.Adam(model.parameters())
-    y_all, cb, ca = torch.as_tensor(values), torch.as_tensor(cb), torch.as_tensor(ca)
+    y_all, cb, ca = (torch.as_tensor(x, device=device) for x in (values, cb, ca))
 
     def step():
-        p = torch.randint(n, (BATCH,))
-        t = torch.randint(len(cb), (BATCH,))
+        p = torch.randint(n, (BATCH,), device=device)
+        t = torch.randint(len(cb), (BATCH,), device=device)
         loss = nn.functional.mse_loss(model(cb[t], ca[t], p), y_all[t, p])
         opt.zero_grad()
         loss.backward()
         opt.step()
 
     step()
+    _sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
+    _sync(device)
     train_rate = steps * BATCH / (time.perf_counter() - t0)
-    p_all = torch.arange(n)
-    zero = torch.zeros(BATCH, dtype=torch.long)
+    p_all = torch.arange(n, device=device)
+    zero = torch.zeros(BATCH, dtype=torch.long, device=device)
     with torch.inference_mode():
         model(zero, zero, p_all[:BATCH])
+        _sync(device)
         t0 = time.perf_counter()
         for s in range(0, n, BATCH):
             p = p_all[s : s + BATCH]
             model(zero[: len(p)], zero[: len(p)], p)
+        _sync(device)
     return train_rate, n / (time.perf_counter() - t0)
 
 
@@ -169,16 +183,18 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=3, help="timed training steps per measurement")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the reference always runs on CPU)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     tune_cpu_allocator()  # both torch implementations get the same allocator
     values, cells, assays, pairs, source = load_tracks(args.n_positions)
     cb = np.array([cells.index(b) for b, _ in pairs])
     ca = np.array([assays.index(a) for _, a in pairs])
-    peak = matmul_peak(args.threads)
+    peak = matmul_peak(args.device)
     load = os.getloadavg()[0]
     print(f"data: {source}; {len(pairs)} training tracks; batch {BATCH:,}; torch {torch.__version__}, {args.threads} threads")
-    print(f"measured fp32 matmul peak: {peak / 1e9:.1f} GFLOP/s; load average at start {load:.2f} on {os.cpu_count()} cores")
+    kind = "fp32" if args.device == "cpu" else "bf16"
+    print(f"device {args.device}; measured {kind} matmul peak: {peak / 1e9:.1f} GFLOP/s; load average at start {load:.2f} on {os.cpu_count()} cores")
     data_file = None
     if args.reference_python:
         data_file = Path(tempfile.mkdtemp()) / "tracks.npz"
@@ -186,8 +202,8 @@ def main(argv=None):
     rows = []
     for name in args.configs.split(","):
         cfg = AvocadoConfig(**CONFIGS[name], batch_size=BATCH)
-        impls = {"epitensor": lambda cfg=cfg: bench_ours(values, cb, ca, len(cells), len(assays), cfg, args.steps),
-                 "straightforward torch": lambda cfg=cfg: bench_straightforward(values, cb, ca, len(cells), len(assays), cfg, args.steps)}
+        impls = {"epitensor": lambda cfg=cfg: bench_ours(values, cb, ca, len(cells), len(assays), cfg, args.steps, args.device),
+                 "straightforward torch": lambda cfg=cfg: bench_straightforward(values, cb, ca, len(cells), len(assays), cfg, args.steps, args.device)}
         if data_file:
             impls["reference Avocado (TF)"] = lambda cfg=cfg: bench_reference(args.reference_python, data_file, cfg, args.steps,
                                                                              args.n_positions, args.threads)

@@ -164,6 +164,15 @@ def test_train_only_genome_tables_leaves_network_unchanged(fitted):
         assert torch.equal(before[k], after[k]) == k.startswith(("hidden", "output", "biosample", "assay")), k
 
 
+def test_fit_genome_factors_of_a_new_block(fitted):
+    network = {k: v.clone() for k, v in fitted.module.state_dict().items() if not k.startswith("genome")}
+    hist = fitted.fit_genome_factors("synthetic:5000-15000", epochs=2, progress=False)
+    assert len(hist) == 2 and fitted.fitted_positions.n_rows == (400, 40, 2)
+    assert all(torch.equal(v, fitted.module.state_dict()[k]) for k, v in network.items())
+    assert fitted.impute("B00", "H3K4me3", region="synthetic:5000-6000").shape == (1, 1, 40)
+    assert all(p.requires_grad for p in fitted.module.parameters())
+
+
 def test_grad_masks_keep_frozen_rows_bit_identical(fitted):
     old = fitted.module.biosample.weight.detach().clone()
     mask = torch.zeros(6, dtype=torch.bool)
@@ -241,12 +250,24 @@ def test_validation_and_early_stopping(tiny_ds):
     assert len(hist) < 40  # stopped early
 
 
-def test_residual_preset_predicts_around_average_activity(tiny_ds):
-    model = et.Avocado(tiny_ds, preset="small", n_nodes=16, batch_size=500, validation_fraction=0.0, patience=None)
+def test_residual_model_predicts_around_average_activity(tiny_ds):
+    model = et.Avocado(tiny_ds, residual=True, **TINY)
     model.fit(epochs=1, progress=False)
     b, a = tiny_ds.epi.tracks("missing").iloc[0][["biosample", "assay"]]
     imp = model.impute(b, a, region="synthetic").values[0, 0]
     assert np.corrcoef(imp, _baseline(tiny_ds, b, a))[0, 1] > 0.9
+
+
+def test_baseline_weight_blends_with_average_activity(tiny_ds):
+    model = et.Avocado(tiny_ds, baseline_weight=1.0, **TINY)
+    model.fit(epochs=1, progress=False)
+    b, a = tiny_ds.epi.tracks("missing").iloc[0][["biosample", "assay"]]
+    np.testing.assert_allclose(model.impute(b, a, region="synthetic").values[0, 0], _baseline(tiny_ds, b, a), rtol=1e-5)
+    model.config.baseline_weight = 0.5
+    half = model.impute(b, a, region="synthetic").values[0, 0]
+    model.config.baseline_weight = 0.0
+    net = model.impute(b, a, region="synthetic").values[0, 0]
+    np.testing.assert_allclose(half, 0.5 * (net + _baseline(tiny_ds, b, a)), rtol=1e-5, atol=1e-6)
 
 
 def test_unknown_preset_and_option(tiny_ds):

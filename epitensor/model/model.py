@@ -3,6 +3,17 @@
 The network itself is :class:`~epitensor.model.AvocadoModule` (tensors only); this class maps the
 store's labels and genome-wide positions to table rows, loads the training data onto the device,
 and returns results as labelled xarray/pandas objects.
+
+Building blocks for stage-2 fitting and for extending a trained model:
+
+* ``model.fitted_positions`` (:class:`GenomeRows`): which genome-wide positions the genome tables
+  cover and the row of each position at 25 bp / 250 bp / 5 kbp.
+* ``model.fit_genome_factors(region, epochs)``: fresh genome tables for ``region``, network and
+  biosample/assay factors frozen (one 5-kbp-aligned block at a time); ``model.write_factors(path)``
+  writes only the rows it covers.
+* ``model.fit(..., parameters=[...], grad_masks={param: rows})``: train only some parameters, or only
+  some rows of a table (others stay bit-identical); ``model.module.extend_table("biosample", n)``
+  appends fresh rows; :func:`epitensor.model.training.train` is the loop on raw tensors.
 """
 
 from __future__ import annotations
@@ -182,7 +193,7 @@ class Avocado:
 
     # ------------------------------------------------------------------ training
     def fit(self, region=None, epochs: int = 200, *, tracks=None, progress: bool = True, seed: int | None = None,
-            parameters=None, grad_masks=None) -> pd.DataFrame:
+            time_limit: float | None = None, parameters=None, grad_masks=None) -> pd.DataFrame:
         """Train on the observed tracks over ``region``.
 
         Every epoch passes once over the region's positions, each paired with one training track
@@ -202,6 +213,8 @@ class Avocado:
             tqdm bar over epochs.
         seed : int, optional
             Sampler seed (default: the model's seed plus the epochs already trained).
+        time_limit : float, optional
+            Stop after the epoch during which this many seconds have passed (a training budget).
         parameters, grad_masks : optional
             Train only these parameters / rows (see :func:`epitensor.model.training.train`).
 
@@ -232,12 +245,49 @@ class Avocado:
         try:
             hist, opt = train(self.module, data, int(epochs), self.config, parameters=parameters, grad_masks=grad_masks,
                               device=self.device, seed=seed, progress=progress, epoch_offset=len(self.history),
-                              optimizer=self._optimizer)
+                              optimizer=self._optimizer, time_limit=time_limit)
         except ModelError as err:
             self._optimizer = None
             self._append_history(getattr(err, "history", pd.DataFrame()))
             raise
         self._optimizer = opt if parameters is None and grad_masks is None else None
+        self._append_history(hist)
+        return hist
+
+    def fit_genome_factors(self, region, epochs: int = 200, *, progress: bool = True, seed: int | None = None,
+                           time_limit: float | None = None) -> pd.DataFrame:
+        """Stage 2: fit fresh genome factors for ``region`` with everything else frozen.
+
+        The network and the biosample/assay factors do not change; the genome tables are replaced by
+        new ones covering ``region`` (the previous genome factors are dropped: write them to the store
+        with :meth:`write_factors` first if you need them). Blocks aligned to 5 kbp (200 bins) are
+        independent, so a genome can be done block by block (and each block written with
+        :meth:`write_factors`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The history of this fit (also appended to ``model.history``).
+
+        Examples
+        --------
+        >>> model.fit_genome_factors("chr20:0-5,000,000", epochs=50)  # doctest: +SKIP
+        """
+        self._check_fitted()
+        rows = GenomeRows.from_regions(region, self.genome)
+        if not len(rows):
+            raise DataError(f"the region {region!r} holds no positions")
+        pairs = self._training_pairs(self.training_tracks or None)
+        self._set_genome(rows)
+        data = self._training_data(pairs, rows)
+        params = [t.weight for t in self.module.genome_tables()]
+        seed = seed if seed is not None else (None if self.seed is None else self.seed + len(self.history))
+        try:
+            hist, _ = train(self.module, data, int(epochs), self.config, parameters=params, device=self.device, seed=seed,
+                            progress=progress, epoch_offset=len(self.history), time_limit=time_limit)
+        except ModelError as err:
+            self._append_history(getattr(err, "history", pd.DataFrame()))
+            raise
         self._append_history(hist)
         return hist
 
@@ -291,9 +341,11 @@ class Avocado:
         _, autocast = resolve_options(self.config, self.device)
         self.module.eval()
         out = predict_pairs(module, bi, ai, r, batch_size or max(self.config.batch_size, 2**16), autocast).cpu().numpy()
-        if self.config.residual:
+        w = self.config.baseline_weight
+        if self.config.residual or w > 0:
             uniq, inv = np.unique(np.asarray(assay_idx), return_inverse=True)
-            out += self._average_activity(uniq, positions)[inv]
+            avg = self._average_activity(uniq, positions)[inv]
+            out = (1 - w) * (out + avg if self.config.residual else out) + w * avg
         return out
 
     def impute(self, biosample=None, assay=None, region=None, *, batch_size: int | None = None) -> xr.DataArray:
@@ -339,12 +391,14 @@ class Avocado:
         return xr.DataArray(pred, dims=("biosample", "assay", "position"), coords=coords, name="imputed", attrs=attrs)
 
     def _region_or_default(self, region):
+        """``region``, or the first run of fitted positions as a (contig, start, end) region."""
         if region is not None:
             return region
         self._check_fitted()
-        names, starts = self.genome.locate(self._rows.intervals()[0][:1])
         lo, hi = self._rows.intervals()[0]
-        return (str(names[0]), int(starts[0]), int(starts[0]) + (hi - lo) * self.genome.bin_size)
+        names, starts = self.genome.locate([lo])
+        contig, start = str(names[0]), int(starts[0])
+        return (contig, start, min(start + (hi - lo) * self.genome.bin_size, self.genome.length(contig)))
 
     def impute_to_store(self, path=None, biosamples=None, assays=None, region=None, *, progress: bool = True,
                         client=None, scheduler=None, workers=None, block_size=None):

@@ -211,7 +211,8 @@ def _snapshot(module: nn.Module) -> dict:
 
 def train(module: AvocadoModule, data: TrainingData, epochs: int, config: AvocadoConfig, *, parameters=None,
           grad_masks=None, device="cpu", seed: int | None = 0, progress: bool = True, epoch_offset: int = 0,
-          optimizer: torch.optim.Optimizer | None = None) -> tuple[pd.DataFrame, torch.optim.Optimizer]:
+          optimizer: torch.optim.Optimizer | None = None, time_limit: float | None = None,
+          ) -> tuple[pd.DataFrame, torch.optim.Optimizer]:
     """Train ``module`` on ``data`` for ``epochs`` passes over the positions.
 
     Parameters
@@ -236,6 +237,8 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
         Show a tqdm bar over epochs.
     optimizer : Optimizer, optional
         Continue with this optimiser (its state is kept across calls to ``fit``).
+    time_limit : float, optional
+        Stop after the epoch during which this many seconds have passed.
 
     Returns
     -------
@@ -257,6 +260,10 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
     project, autocast = resolve_options(config, device)
     params = list(parameters) if parameters is not None else [p for p in module.parameters() if p.requires_grad]
     opt = optimizer or make_optimizer(params, config, device)
+    chosen = {id(p) for p in params}
+    frozen = [p for p in module.parameters() if p.requires_grad and id(p) not in chosen]
+    for p in frozen:  # no gradient work for what is not trained
+        p.requires_grad_(False)
     hooks = [p.register_hook(lambda g, m=m: g * m.to(g.dtype)[:, None]) for p, m in (grad_masks or {}).items()]
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**62))
@@ -299,9 +306,13 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
             bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k in ("loss", "val_mse")})
             if config.patience is not None and data.has_validation and e - best[2] >= config.patience:
                 break
+            if time_limit is not None and elapsed >= time_limit:
+                break
     finally:
         for h in hooks:
             h.remove()
+        for p in frozen:
+            p.requires_grad_(True)
         module.eval()
     if data.has_validation and config.patience is not None and best[1] is not None:
         module.load_state_dict(best[1])

@@ -188,7 +188,8 @@ def impute_block(frozen: FrozenModel, path, block: Block, settings: dict, *, mod
     store_pairs, model_pairs = settings["pairs"]
     _, autocast = resolve_options(config, device)
     r = [torch.as_tensor(x, device=device) for x in rows.rows(positions)]
-    if config.residual:
+    w = config.baseline_weight
+    if config.residual or w > 0:
         raw = raw if raw is not None else _read(root, "signal", frozen.training_store, block)
         uniq, inv = np.unique(model_pairs[:, 1], return_inverse=True)
         average = _average_activity(raw, frozen.training_model[:, 1], uniq)
@@ -198,8 +199,9 @@ def impute_block(frozen: FrozenModel, path, block: Block, settings: dict, *, mod
         bi = torch.as_tensor(model_pairs[s : s + step, 0], device=device)
         ai = torch.as_tensor(model_pairs[s : s + step, 1], device=device)
         pred = predict_pairs(module, bi, ai, r, max(config.batch_size, 2**16), autocast).cpu().numpy()
-        if config.residual:
-            pred += average[inv[s : s + step]]
+        if config.residual or w > 0:  # as Avocado.predict: shrink toward / add the average activity
+            avg = average[inv[s : s + step]]
+            pred = (1 - w) * (pred + avg if config.residual else pred) + w * avg
         for (b, a), values in zip(store_pairs[s : s + step], pred):
             arr[int(b), int(a), block.first : block.end] = values
     seconds = time.perf_counter() - start
