@@ -253,3 +253,13 @@ def test_changed_settings_refit_and_replace_markers(trained, tmp_path):
     assert not np.array_equal(first, _arrays(path, FACTORS)["genome_factors_25bp"][4_000:6_200])
     meta = json.loads((path / "genome_fit" / "factors" / "4000-6000" / "zarr.json").read_text())["attributes"]
     assert meta["epochs"] == 2 and meta["model"]
+
+
+@pytest.mark.parametrize("options", [dict(residual=True), dict(baseline_weight=0.5)])
+def test_block_imputations_match_predict_with_average_activity(tmp_path, options):
+    ds = et.datasets.synthetic(tmp_path / "r.zarr", n_biosamples=5, n_assays=3, genome=GENOME, missing=0.3, seed=2)
+    model = et.Avocado(ds, seed=0, **TINY, **options)
+    model.fit(region=STAGE1, epochs=2, progress=False)
+    model.fit_genome(region="c2", block_size="25kb", epochs=2, write_imputed="all", scheduler="synchronous", progress=False)
+    imputed = _arrays(tmp_path / "r.zarr", ["imputed"])["imputed"][:, :, 4_000:6_200]
+    np.testing.assert_allclose(model.impute(region="c2").values, imputed, atol=1e-5)
