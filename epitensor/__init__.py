@@ -14,6 +14,7 @@ Examples
 from . import accessor as _accessor  # noqa: F401  (registers the .epi accessor)
 from . import datasets
 from .exceptions import (
+    BlockError,
     DataError,
     DownloadError,
     EpitensorError,
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Avocado",
+    "BlockError",
     "DataError",
     "DownloadError",
     "EpitensorError",

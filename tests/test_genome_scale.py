@@ -122,18 +122,35 @@ def _observed_mse(model, path) -> float:
     return float(np.mean(errs))
 
 
-def test_one_and_two_workers_identical(trained, tmp_path):
-    """In-process (one worker, sub-chunk blocks grouped per chunk) vs a 2-process LocalCluster."""
+def test_one_and_two_workers_identical_even_with_a_worker_killed(trained, tmp_path):
+    """In-process (one worker, sub-chunk blocks grouped per chunk) vs a 2-process LocalCluster, one of
+    whose workers is killed (SIGKILL) part-way: its tasks are redone elsewhere, results are identical."""
+    import threading
+
     from distributed import Client, LocalCluster
 
-    kw = dict(region=STAGE2, block_size="5kb", epochs=3, write_imputed=True, progress=False)
+    kw = dict(region=STAGE2, block_size="5kb", epochs=12, write_imputed=True, progress=False)
     path1, m1 = _copy(trained, tmp_path, "one.zarr")
     m1.fit_genome(scheduler="synchronous", **kw)
     path2, m2 = _copy(trained, tmp_path, "two.zarr")
+    killed = []
+
+    def kill_one_worker(pid):
+        while len(read_markers(path2, "factors")) < 2 and time.time() < deadline:
+            time.sleep(0.005)
+        killed.append(len(read_markers(path2, "factors")))
+        os.kill(pid, signal.SIGKILL)
+
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+        assert len(pids) == 2
+        deadline = time.time() + 60
+        killer = threading.Thread(target=kill_one_worker, args=(pids[0],))
+        killer.start()
         report = m2.fit_genome(client=client, **kw)
-        assert len(client.scheduler_info()["workers"]) == 2
+        killer.join()
+    assert killed and killed[0] < 18  # the worker died while blocks were still running
     assert (report.status == "fitted").all() and len(report) == 18
     a1, a2 = _arrays(path1), _arrays(path2)
     for name in a1:

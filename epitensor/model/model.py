@@ -486,7 +486,10 @@ class Avocado:
         epochs and seed) are skipped, so a killed run is resumed by running the same call again; the
         result is identical to an uninterrupted run, whatever the number of workers. Afterwards
         :meth:`impute`, :meth:`impute_to_store` and :meth:`genome_factors` work over the fitted
-        blocks (their factors are read from the store; elsewhere the model's stage-1 factors are used).
+        blocks: their factors are read from the store (where a block overlaps the stage-1 training
+        region, its stage-2 factors are the ones used); elsewhere the model's stage-1 factors are used.
+        Results are bit-identical across runs and worker counts on CPU (one torch thread per task);
+        on GPUs they are reproducible up to floating-point non-determinism of CUDA kernels.
 
         Parameters
         ----------

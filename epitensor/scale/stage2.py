@@ -126,7 +126,6 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
     if write_imputed is not False and write_imputed is not None:
         store_p, model_p, _ = resolve_pairs(model, ds, "unobserved" if write_imputed is True else write_imputed)
         pairs = (store_p, model_p)
-    prepare_markers(path)
     done, stale = finished(path, "factors", blocks, key)
     if overwrite:
         stale, done = sorted(set(stale) | done), set()
@@ -153,6 +152,7 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
               f"{plan['predictions']:,} predictions to write")
     if dry_run:
         return pd.DataFrame([plan])
+    prepare_markers(path)
     for item in stale:
         kind, b = item if isinstance(item, tuple) else ("factors", item)
         remove_marker(path, kind, b)
