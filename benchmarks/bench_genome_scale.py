@@ -66,7 +66,7 @@ def scale_out(tmp: Path, n_blocks: int, epochs: int, repeats: int = 2) -> pd.Dat
         m = et.Avocado.load(tmp / "model", et.open_dataset(store), device="cpu")
         kw = dict(scheduler="synchronous")
         if workers:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
             client = Client(cluster)
             client.run(lambda: __import__("epitensor"))  # warm the workers' imports outside the timing
             kw = dict(client=client)

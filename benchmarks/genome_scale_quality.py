@@ -98,7 +98,7 @@ def main():
 
     tmp = Path(tempfile.mkdtemp(prefix="genome-scale-quality-"))
     rows = []
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         if not args.skip_synthetic:
             genome = et.Genome.single_contig("synthetic", 80_000, assembly="synthetic", chunk_bins=10_000)

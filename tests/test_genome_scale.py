@@ -141,7 +141,7 @@ def test_one_and_two_workers_identical_even_with_a_worker_killed(trained, tmp_pa
         killed.append(len(read_markers(path2, "factors")))
         os.kill(pid, signal.SIGKILL)
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         pids = list(client.run(os.getpid).values())
         assert len(pids) == 2

@@ -40,7 +40,7 @@ def connect(client=None, scheduler=None, workers=None):
     if workers is not None and scheduler is None:
         from distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+        with LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
                 Client(cluster) as c:
             yield c, None
         return
