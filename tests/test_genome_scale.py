@@ -218,6 +218,9 @@ def test_impute_genome_unobserved_pairs_with_estimate(trained, tmp_path):
     stored = _arrays(path, ["imputed"])["imputed"][0, 0]
     np.testing.assert_allclose(stored[:1_600], model.impute(b, a, region="c1:0-40kb").values[0, 0], atol=1e-6)
     np.testing.assert_allclose(stored[4_000:5_000], model.impute(b, a, region="c2:0-25kb").values[0, 0], atol=1e-6)
+    # a model loaded later finds its stage-2 factors in the store (matched by the frozen weights' fingerprint)
+    loaded = et.Avocado.load(trained[1], et.open_dataset(path), device="cpu")
+    np.testing.assert_array_equal(loaded.impute(region="c2:0-25kb").values, model.impute(region="c2:0-25kb").values)
 
 
 # ---------------------------------------------------------------------- errors

@@ -500,8 +500,9 @@ class Avocado:
         block_size : str or int, default "1Mb"
             Block length in bp, a multiple of 5 kbp. Memory per task is about
             ``n_training_tracks x block bins x 4 bytes`` plus the block's factors. Multiples of the
-            store's chunk length (1 Mb) make one task per block; shorter blocks are grouped so that one
-            task writes each chunk (results do not depend on the grouping).
+            store's chunk length (1 Mb) make one task per block; divisors of it (e.g. 200 kb) are grouped
+            so that one task writes each chunk (results do not depend on the grouping). Other sizes
+            (e.g. 1.5 Mb) work but chain neighbouring blocks that share a chunk into one task.
         epochs : int, default 200
             Passes over each block's positions.
         seed : int, optional
