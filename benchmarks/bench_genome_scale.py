@@ -19,8 +19,9 @@ unobserved) on hg38 chr1-22, X in 1 Mb blocks, ``--stage2-epochs`` epochs per bl
 CPU time x (CPU FLOP/s measured here / GPU FLOP/s assumed), the GPU FLOP/s being ``--gpu-tflops``
 (default: the H100 SXM dense BF16 peak of NVIDIA's datasheet, 989 TFLOP/s) times ``--gpu-util``
 (default 0.25 for training, 0.4 for inference: an assumption, stated in the table; no GPU was lent).
-FLOPs: 6 x MACs per training sample (forward + backward), 2 x MACs per prediction with the genome
-projection shared across pairs (as ``predict_tracks`` does).
+FLOPs: 6 x MACs per training sample (forward + full backward), 2 x MACs per prediction with the
+genome projection shared across pairs (as ``predict_tracks`` does). Stage 2 computes no weight
+gradients (about 4 x MACs per sample), so the GPU fit hours are conservative by up to ~1.5x.
 
 The machine is shared (2 cores, other jobs running): the worker ratios are measured in the same run,
 and timings are not asserted.
