@@ -88,7 +88,7 @@ def _sync(device):
 
 
 # ---------------------------------------------------------------------- epitensor
-def bench_ours(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int, device="cpu"):
+def bench_ours(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int, device="cpu", n_pred=None):
     n = values.shape[1]
     rows = GenomeRows(np.arange(n))
     torch.manual_seed(0)
@@ -97,6 +97,7 @@ def bench_ours(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int
     data = build_training_data(values[:, cols], cb, ca, rows.rows(cols), device=device)
     hist, _ = train(module, data, 2, cfg, progress=False, device=device)  # epoch 1 warms up
     train_rate = steps * cfg.batch_size / (hist.seconds.iloc[1] - hist.seconds.iloc[0])
+    n = n_pred or n
     r = [torch.as_tensor(x, device=device) for x in rows.rows(np.arange(n))]
     one = torch.zeros(1, dtype=torch.long, device=device)
     _, autocast = resolve_options(cfg, device)
@@ -127,7 +128,7 @@ class Straightforward(nn.Module):
         return self.net(torch.cat([t(i) for t, i in zip(self.tables, (c, a, p, p // 10, p // 200))], 1)).squeeze(1)
 
 
-def bench_straightforward(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int, device="cpu"):
+def bench_straightforward(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int, device="cpu", n_pred=None):
     n = values.shape[1]
     torch.manual_seed(0)
     model = Straightforward(n_cells, n_assays, n, cfg).to(device)
@@ -149,6 +150,7 @@ def bench_straightforward(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig,
         step()
     _sync(device)
     train_rate = steps * BATCH / (time.perf_counter() - t0)
+    n = n_pred or n
     p_all = torch.arange(n, device=device)
     zero = torch.zeros(BATCH, dtype=torch.long, device=device)
     with torch.inference_mode():
@@ -182,6 +184,7 @@ def main(argv=None):
     ap.add_argument("--n-positions", type=int, default=200_000)
     ap.add_argument("--steps", type=int, default=3, help="timed training steps per measurement")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--pred-positions", type=int, default=80_000, help="positions imputed per prediction measurement")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the reference always runs on CPU)")
     args = ap.parse_args(argv)
@@ -202,15 +205,17 @@ def main(argv=None):
     rows = []
     for name in args.configs.split(","):
         cfg = AvocadoConfig(**CONFIGS[name], batch_size=BATCH)
-        impls = {"epitensor": lambda cfg=cfg: bench_ours(values, cb, ca, len(cells), len(assays), cfg, args.steps, args.device),
-                 "straightforward torch": lambda cfg=cfg: bench_straightforward(values, cb, ca, len(cells), len(assays), cfg, args.steps, args.device)}
+        impls = {"epitensor": lambda cfg=cfg: bench_ours(values, cb, ca, len(cells), len(assays), cfg, args.steps, args.device, args.pred_positions),
+                 "straightforward torch": lambda cfg=cfg: bench_straightforward(values, cb, ca, len(cells), len(assays), cfg, args.steps, args.device, args.pred_positions)}
         if data_file:
             impls["reference Avocado (TF)"] = lambda cfg=cfg: bench_reference(args.reference_python, data_file, cfg, args.steps,
-                                                                             args.n_positions, args.threads)
+                                                                             args.pred_positions, args.threads)
         results = {k: [] for k in impls}
         for _ in range(args.repeats):  # interleaved, so load changes hit every implementation alike
             for k, fn in impls.items():
                 results[k].append(fn())
+                print(f"  {name:<6} {k:<24} train {results[k][-1][0]:>10,.0f}/s  predict {results[k][-1][1]:>10,.0f}/s  "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
         macs = macs_per_sample(cfg)
         base = statistics.median(r[0] for r in results["straightforward torch"]), statistics.median(r[1] for r in results["straightforward torch"])
         ref = None

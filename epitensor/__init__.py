@@ -15,6 +15,7 @@ from . import accessor as _accessor  # noqa: F401  (registers the .epi accessor)
 from . import datasets, evaluation, io
 from .evaluation import Annotations, baselines, cross_validate, cv_folds, evaluate, plot
 from .exceptions import (
+    BlockError,
     DataError,
     DownloadError,
     EpitensorError,
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Annotations",
     "Avocado",
+    "BlockError",
     "DataError",
     "DownloadError",
     "EpitensorError",

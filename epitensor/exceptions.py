@@ -46,3 +46,15 @@ class ManifestError(LabelError):
 
 class ModelError(EpitensorError, ValueError):
     """A model that cannot be trained, used or loaded as asked (not fitted, mismatched store, diverged)."""
+
+
+class BlockError(EpitensorError, RuntimeError):
+    """Some blocks of a genome-scale run (stage 2 or block-wise imputation) failed.
+
+    The finished blocks are recorded in the store; ``report`` (a DataFrame, one row per block) says
+    which failed and why. Running the same call again redoes only the unfinished blocks.
+    """
+
+    def __init__(self, message: str, report=None):
+        super().__init__(message)
+        self.report = report

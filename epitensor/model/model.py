@@ -334,12 +334,13 @@ class Avocado:
         """
         self._check_fitted()
         positions = np.asarray(positions, dtype=np.int64)
-        r = [torch.as_tensor(x, device=self.device) for x in self._rows.rows(positions, "imputation region")]
+        module, rows = self._genome_rows(positions, "imputation region")
+        r = [torch.as_tensor(x, device=self.device) for x in rows]
         bi = torch.as_tensor(np.asarray(biosample_idx, dtype=np.int64), device=self.device)
         ai = torch.as_tensor(np.asarray(assay_idx, dtype=np.int64), device=self.device)
         _, autocast = resolve_options(self.config, self.device)
         self.module.eval()
-        out = predict_pairs(self.module, bi, ai, r, batch_size or max(self.config.batch_size, 2**16), autocast).cpu().numpy()
+        out = predict_pairs(module, bi, ai, r, batch_size or max(self.config.batch_size, 2**16), autocast).cpu().numpy()
         w = self.config.baseline_weight
         if self.config.residual or w > 0:
             uniq, inv = np.unique(np.asarray(assay_idx), return_inverse=True)
@@ -399,7 +400,8 @@ class Avocado:
         contig, start = str(names[0]), int(starts[0])
         return (contig, start, min(start + (hi - lo) * self.genome.bin_size, self.genome.length(contig)))
 
-    def impute_to_store(self, path=None, biosamples=None, assays=None, region=None, *, progress: bool = True) -> None:
+    def impute_to_store(self, path=None, biosamples=None, assays=None, region=None, *, progress: bool = True,
+                        client=None, scheduler=None, workers=None, block_size=None):
         """Write imputations into the store's ``imputed`` variable (never into ``signal``).
 
         Written region by region in chunk-aligned pieces, so the chunks of other regions are untouched.
@@ -414,6 +416,10 @@ class Avocado:
             Where (default: the first fitted region).
         progress : bool, default True
             tqdm bar over pieces.
+        client, scheduler, workers, block_size : optional
+            Impute by blocks on Dask instead (:meth:`impute_genome`, ``block_size`` default "1Mb");
+            also chosen when a distributed Client is active, or when the region has stage-2 genome
+            factors (:meth:`fit_genome`). Returns that run's per-block report.
 
         Examples
         --------
@@ -421,7 +427,15 @@ class Avocado:
         """
         from tqdm.auto import tqdm
 
+        from ..scale.stage2 import use_blocks
+
         self._check_fitted()
+        if use_blocks(self, region, client, scheduler, workers, block_size):
+            bs = self.biosamples if biosamples is None else _as_list(biosamples)
+            as_ = self.assays if assays is None else _as_list(assays)
+            return self.impute_genome(path, pairs=[(b, a) for b in bs for a in as_], region=self._region_or_default(region),
+                                      block_size=block_size or "1Mb", client=client, scheduler=scheduler,
+                                      workers=workers, progress=progress)
         path = store_path(self._ds) if path is None else path
         root = _open_group(path, mode="r+")
         Genome.from_attrs(root.attrs).check_same(self.genome, "the store's and the model's genomes")
@@ -435,7 +449,7 @@ class Avocado:
         pieces = []
         for reg in as_regions(self._region_or_default(region), self.genome):
             lo, hi = region_bins(reg, self.genome)
-            self._rows.rows(np.arange(lo, hi), f"region {reg}")
+            self._check_covered(np.arange(lo, hi), f"region {reg}")
             cuts = [lo, *range((lo // step + 1) * step, hi, step), hi]
             pieces += list(zip(cuts[:-1], cuts[1:]))
         bb, aa = np.meshgrid(b_idx, a_idx, indexing="ij")
@@ -444,6 +458,138 @@ class Avocado:
             pred = self.predict(bb.ravel(), aa.ravel(), np.arange(lo, hi))
             for k, (i, j) in enumerate(zip(sbb.ravel(), saa.ravel())):
                 arr[i, j, lo:hi] = pred[k]
+
+    # ------------------------------------------------------------------ genome scale (stage 2)
+    def _genome_rows(self, positions, what: str):
+        """(module, rows) for predicting at ``positions``: stage-2 factors from the store where fitted."""
+        from ..scale.stage2 import resolve_genome_rows
+
+        return resolve_genome_rows(self, positions, what)
+
+    def _check_covered(self, positions, what: str) -> None:
+        from ..scale.stage2 import check_covered
+
+        check_covered(self, positions, what)
+
+    def fit_genome(self, store=None, region=None, block_size="1Mb", epochs: int = 200, *, seed: int | None = None,
+                   client=None, scheduler=None, workers=None, resources=None, device="auto", torch_threads: int = 1,
+                   write_imputed=False, overwrite: bool = False, progress: bool = True,
+                   dry_run: bool = False) -> pd.DataFrame:
+        """Stage 2: fit genome factors block by block, everything else frozen, on Dask; resumable.
+
+        Each 5-kbp-aligned block is an independent task: it reads the block's observed training
+        tracks from the store, fits fresh 25 bp / 250 bp / 5 kbp genome factors for the block (same
+        loss, Adam and batch settings as :meth:`fit`; an epoch is one pass over the block's positions,
+        each with a random training track; the seed is a hash of ``seed`` and the block's start),
+        writes them into the store's ``genome_factors_*`` variables and, when asked, the block's
+        imputations into ``imputed``, then a completion marker. Blocks already finished (same model,
+        epochs and seed) are skipped, so a killed run is resumed by running the same call again; the
+        result is identical to an uninterrupted run, whatever the number of workers. Afterwards
+        :meth:`impute`, :meth:`impute_to_store` and :meth:`genome_factors` work over the fitted
+        blocks: their factors are read from the store (where a block overlaps the stage-1 training
+        region, its stage-2 factors are the ones used); elsewhere the model's stage-1 factors are used.
+        Results are bit-identical across runs and worker counts on CPU (one torch thread per task);
+        on GPUs they are reproducible up to floating-point non-determinism of CUDA kernels.
+
+        Parameters
+        ----------
+        store : str or Path, optional
+            The store (default: the model's own). Must hold the model's labels and training tracks.
+        region : str, tuple or list of them, optional
+            Where (default: every contig); widened to whole 5 kbp rows.
+        block_size : str or int, default "1Mb"
+            Block length in bp, a multiple of 5 kbp. Memory per task is about
+            ``n_training_tracks x block bins x 4 bytes`` plus the block's factors. Multiples of the
+            store's chunk length (1 Mb) make one task per block; divisors of it (e.g. 200 kb) are grouped
+            so that one task writes each chunk (results do not depend on the grouping). Other sizes
+            (e.g. 1.5 Mb) work but chain neighbouring blocks that share a chunk into one task.
+        epochs : int, default 200
+            Passes over each block's positions.
+        seed : int, optional
+            Run seed (default: the model's seed).
+        client : distributed.Client, optional
+            Run on this cluster (a LocalCluster, or GPU workers started with ``--resources GPU=1``).
+        scheduler : str, optional
+            A scheduler address (``"tcp://host:8786"``) or a local dask scheduler (``"threads"``,
+            ``"synchronous"``). Default: the active Client if any, else dask's local threads.
+        workers : int, optional
+            Start a LocalCluster of this many single-threaded worker processes for the run.
+        resources : dict, optional
+            Worker resources each task claims, e.g. ``{"GPU": 1}`` (one task per GPU at a time).
+        device : str, default "auto"
+            Device of each worker: "auto" (its GPU if it has one), "cpu", "cuda".
+        torch_threads : int, default 1
+            Torch threads per task. 1 keeps one task per core from oversubscribing the CPU and makes
+            results identical across worker counts; raise it for a few big CPU workers.
+        write_imputed : bool or str or list of (biosample, assay), default False
+            Also write each block's imputations: True or "unobserved" (every pair the store lacks),
+            "all", or a list of pairs.
+        overwrite : bool, default False
+            Refit blocks already finished.
+        progress : bool, default True
+            Print the plan (blocks, training samples, predictions) and show a bar over blocks.
+        dry_run : bool, default False
+            Return the plan without running anything.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per block: ``block``, ``region``, ``status`` ("fitted", "finished before",
+            "failed"), ``loss``, ``fit_seconds``, ``n_predictions``, ``impute_seconds``, ``error``;
+            ``.attrs["plan"]`` holds the work estimate.
+
+        Raises
+        ------
+        ModelError
+            The store lacks the model's labels or training tracks, or the model is not fitted.
+        RegionError
+            A region outside the genome, or a block size that is not a multiple of 5 kbp.
+        BlockError
+            Some blocks failed (``error.report``); the finished ones are recorded, rerun to finish.
+
+        Examples
+        --------
+        >>> from distributed import Client                                   # doctest: +SKIP
+        >>> client = Client(n_workers=2, threads_per_worker=1)              # doctest: +SKIP
+        >>> report = model.fit_genome("compendium.zarr", region="chr21", block_size="1Mb", epochs=100)  # doctest: +SKIP
+        """
+        from ..scale.stage2 import fit_genome
+
+        return fit_genome(self, store, region, block_size, epochs, seed=seed, client=client, scheduler=scheduler,
+                          workers=workers, resources=resources, device=device, torch_threads=torch_threads,
+                          write_imputed=write_imputed, overwrite=overwrite, progress=progress, dry_run=dry_run)
+
+    def impute_genome(self, store=None, pairs="unobserved", region=None, block_size="1Mb", *, client=None,
+                      scheduler=None, workers=None, resources=None, device="auto", torch_threads: int = 1,
+                      overwrite: bool = False, progress: bool = True, dry_run: bool = False) -> pd.DataFrame:
+        """Write imputations of any set of (biosample, assay) pairs into ``imputed``, block by block on Dask.
+
+        Genome factors come from the store where stage 2 fitted them, else from the model (stage 1).
+        Blocks already written for the same pairs and factors are skipped (resumable).
+
+        Parameters
+        ----------
+        pairs : "unobserved", "all" or list of (biosample, assay), default "unobserved"
+            "unobserved": every pair of the model's labels the store lacks (the completion of the tensor).
+        region : optional
+            Default: every block whose genome factors this model fitted in the store.
+        store, block_size, client, scheduler, workers, resources, device, torch_threads, overwrite, progress, dry_run
+            As in :meth:`fit_genome`. The plan (number of predictions) is printed before starting.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per block (``status``, ``n_predictions``, ``impute_seconds``, ``error``).
+
+        Examples
+        --------
+        >>> model.impute_genome(pairs="unobserved", region="chr21", dry_run=True)  # doctest: +SKIP
+        """
+        from ..scale.stage2 import impute_genome
+
+        return impute_genome(self, store, pairs, region, block_size, client=client, scheduler=scheduler,
+                             workers=workers, resources=resources, device=device, torch_threads=torch_threads,
+                             overwrite=overwrite, progress=progress, dry_run=dry_run)
 
     # ------------------------------------------------------------------ factors
     def factors(self, kind: str = "biosample") -> pd.DataFrame:
@@ -474,8 +620,9 @@ class Avocado:
         self._check_fitted()
         template = self._ds["signal"].isel(biosample=0, assay=0, drop=True).epi.region(self._region_or_default(region))
         positions = template["position"].values
-        r = [torch.as_tensor(x, device=self.device) for x in self._rows.rows(positions, "genome factor region")]
-        values = self.module.genome_features(*r).float().cpu().numpy()
+        module, rows = self._genome_rows(positions, "genome factor region")
+        r = [torch.as_tensor(x, device=self.device) for x in rows]
+        values = module.genome_features(*r).float().cpu().numpy()
         c = self.config
         res = np.repeat(["25bp", "250bp", "5kbp"], [c.n_25bp_factors, c.n_250bp_factors, c.n_5kbp_factors])
         coords = {k: v for k, v in template.coords.items() if "position" in v.dims}

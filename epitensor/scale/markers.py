@@ -1,0 +1,108 @@
+"""Completion markers: the store's record of which blocks are finished.
+
+A marker is a tiny zarr group ``genome_fit/<kind>/<first>-<end>`` of the store (``kind`` is
+``factors`` or ``imputed``) whose attributes hold the run key and a few numbers (loss, seconds).
+A task writes it *after* the block's data, in one metadata write, so a block with a marker is
+complete; a block killed half-way has no marker (or an unreadable one) and is redone on restart.
+Each block writes its own marker: no two workers ever touch the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from .blocks import Block
+
+GROUP = "genome_fit"
+KINDS = ("factors", "imputed")
+
+
+def prepare_markers(path) -> None:
+    """Create the marker groups (once, on the driver, before any task runs)."""
+    root = zarr.open_group(str(path), mode="r+")
+    group = root.require_group(GROUP)
+    for kind in KINDS:
+        group.require_group(kind)
+
+
+def write_marker(path, kind: str, block: Block, attrs: dict) -> None:
+    """Record ``block`` as finished (call after its data are written)."""
+    zarr.create_group(str(path), path=f"{GROUP}/{kind}/{block.name}", attributes=attrs, overwrite=True)
+
+
+def read_markers(path, kind: str) -> dict[Block, dict]:
+    """Every readable marker of ``kind``: block -> attributes (unreadable markers are left out)."""
+    folder = Path(path) / GROUP / kind
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for name in os.listdir(folder):
+        try:
+            first, end = (int(x) for x in name.split("-"))
+            meta = json.loads((folder / name / "zarr.json").read_text())
+            out[Block(first, end)] = meta.get("attributes", {})
+        except (ValueError, OSError, json.JSONDecodeError):
+            continue  # a marker cut short by a crash: the block counts as not finished
+    return out
+
+
+def remove_marker(path, kind: str, block: Block) -> None:
+    shutil.rmtree(Path(path) / GROUP / kind / block.name, ignore_errors=True)
+
+
+def finished(path, kind: str, blocks: list[Block], key: str) -> tuple[set[Block], list[Block]]:
+    """Blocks of ``blocks`` already finished with run ``key``, and stale markers that overlap them.
+
+    A marker is stale when it overlaps a planned block but is for another range or another run key
+    (another model, other epochs): its data are about to be overwritten.
+    """
+    markers = read_markers(path, kind)
+    done = {b for b in blocks if markers.get(b, {}).get("key") == key}
+    if not markers:
+        return done, []
+    starts = np.array([b.first for b in blocks])
+    ends = np.array([b.end for b in blocks])
+    stale = []
+    for m in markers:
+        overlaps = bool(((starts < m.end) & (ends > m.first)).any())
+        if overlaps and m not in done:
+            stale.append(m)
+    return done, stale
+
+
+class Intervals:
+    """Sorted, disjoint ``[first, end)`` ranges with a fast membership test (no per-position array).
+
+    Examples
+    --------
+    >>> iv = Intervals([(0, 10), (20, 30)])
+    >>> iv.covers([5, 15, 29]).tolist()
+    [True, False, True]
+    """
+
+    def __init__(self, ranges):
+        ranges = sorted((int(a), int(b)) for a, b in ranges)
+        self.starts = np.array([a for a, _ in ranges], dtype=np.int64)
+        self.ends = np.array([b for _, b in ranges], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def covers(self, positions) -> np.ndarray:
+        positions = np.asarray(positions, dtype=np.int64)
+        if not len(self.starts):
+            return np.zeros(positions.shape, dtype=bool)
+        i = np.searchsorted(self.starts, positions, side="right") - 1
+        return (i >= 0) & (positions < self.ends[np.clip(i, 0, None)])
+
+
+def fitted_intervals(path, fingerprint: str) -> Intervals:
+    """Positions whose genome factors were fitted in the store for the model ``fingerprint``."""
+    markers = read_markers(path, "factors")
+    return Intervals([(b.first, b.end) for b, a in markers.items() if a.get("model") == fingerprint])

@@ -1,0 +1,350 @@
+"""Stage 2 at genome scale: fit genome factors and impute block by block, resumably, on Dask.
+
+With the network and the biosample/assay factors frozen, 5-kbp-aligned blocks are independent:
+:func:`fit_genome` plans the blocks of a region, skips those the store records as finished, ships
+the frozen model to the workers once and runs one task per chunk-disjoint group of blocks.
+:func:`impute_genome` writes imputations of any set of (biosample, assay) pairs block by block.
+:func:`resolve_genome_rows` lets the model impute anywhere it has genome factors: in the store
+(stage-2 blocks) or in the model (the stage-1 training region).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..exceptions import BlockError, ModelError, RegionError, StoreNotFoundError
+from ..model.positions import GenomeRows
+from ..model.storage import write_genome_factors
+from ..store import _open_group, add_track_variable, label_index, open_dataset, store_path
+from .blocks import Block, describe_blocks, group_blocks, plan_blocks
+from .factors import assemble_tables, model_source, with_genome_tables
+from .markers import (
+    GROUP,
+    Intervals,
+    finished,
+    fitted_intervals,
+    prepare_markers,
+    read_markers,
+    remove_marker,
+)
+from .runner import run_tasks
+from .worker import FrozenModel, fingerprint, fit_blocks, impute_blocks
+
+_COLUMNS = ["block", "region", "first", "end", "n_positions", "status", "epochs", "loss", "val_mse", "fit_seconds",
+            "n_predictions", "impute_seconds", "error"]
+
+
+# ---------------------------------------------------------------------- helpers
+def _hash(*parts) -> str:
+    return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=10).hexdigest()
+
+
+def _open_store(model, store):
+    """The store path and its opened dataset, checked against the model's labels and genome."""
+    from ..model.model import check_compatible
+
+    path = store_path(model._ds) if store is None else store_path(store)
+    ds = open_dataset(path)
+    check_compatible({"biosample": model.biosamples, "assay": model.assays}, model.genome.to_attrs(), ds)
+    return path, ds
+
+
+def resolve_pairs(model, ds, pairs) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """(store indices, model indices, labels) of the (biosample, assay) pairs to impute.
+
+    ``pairs``: ``"unobserved"`` (every pair of the model's labels the store lacks: the completion of
+    the tensor), ``"all"`` or a list of (biosample, assay).
+    """
+    if isinstance(pairs, str):
+        if pairs not in ("unobserved", "all"):
+            raise ModelError(f"pairs must be 'unobserved', 'all' or a list of (biosample, assay), got {pairs!r}")
+        obs = ds["observed"].sel(biosample=model.biosamples, assay=model.assays).values
+        labels = [(b, a) for (i, b), (j, a) in itertools.product(enumerate(model.biosamples), enumerate(model.assays))
+                  if pairs == "all" or not obs[i, j]]
+    else:
+        labels = [(str(b), str(a)) for b, a in pairs]
+    b, a = [p[0] for p in labels], [p[1] for p in labels]
+    store = np.stack([label_index(ds.biosample.values, b, "biosample"), label_index(ds.assay.values, a, "assay")], axis=1) \
+        if labels else np.zeros((0, 2), dtype=np.int64)
+    own = np.stack([model._index(b, "biosample"), model._index(a, "assay")], axis=1) if labels else np.zeros((0, 2), dtype=np.int64)
+    return store.astype(np.int64), own.astype(np.int64), labels
+
+
+def _check_training_tracks(frozen: FrozenModel, ds) -> None:
+    obs = ds["observed"].values
+    missing = [(str(ds.biosample.values[b]), str(ds.assay.values[a])) for b, a in frozen.training_store if not obs[b, a]]
+    if missing:
+        raise ModelError(f"the store does not hold the model's training track(s) {missing[:5]}; stage 2 reads them in "
+                         "every block. Fit genome factors on the store the model was trained on")
+
+
+def _report(records: list[dict], genome) -> pd.DataFrame:
+    df = pd.DataFrame.from_records(records)
+    for col in _COLUMNS:
+        if col not in df:
+            df[col] = np.nan if col not in ("status", "error", "block", "region") else None
+    if len(df):
+        df["region"] = [str(Block(int(f), int(e)).region(genome)) for f, e in zip(df["first"], df["end"])]
+        df = df.sort_values("first", kind="stable").reset_index(drop=True)
+    return df[_COLUMNS]
+
+
+def _raise_failures(report: pd.DataFrame, what: str) -> None:
+    failed = report[report["status"] == "failed"]
+    if len(failed):
+        done = int((report["status"] != "failed").sum())
+        shown = "; ".join(f"{r.region}: {r.error}" for r in failed.head(5).itertuples())
+        raise BlockError(
+            f"{what}: {len(failed)} of {len(report)} block(s) failed ({shown}{' ...' if len(failed) > 5 else ''}). "
+            f"The {done} finished block(s) are recorded in the store; fix the cause and run the same call again to "
+            "finish only the missing blocks (error.report lists every block)", report)
+
+
+# ---------------------------------------------------------------------- stage 2
+def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 200, *, seed: int | None = None,
+               client=None, scheduler=None, workers=None, resources=None, device="auto", torch_threads: int = 1,
+               write_imputed=False, overwrite: bool = False, progress: bool = True, dry_run: bool = False) -> pd.DataFrame:
+    """Fit genome factors block by block with the network and biosample/assay factors frozen.
+
+    See :meth:`epitensor.Avocado.fit_genome` (which calls this) for the parameters.
+    """
+    model._check_fitted()
+    path, ds = _open_store(model, store)
+    genome = model.genome
+    blocks = plan_blocks(region, genome, block_size)
+    frozen = FrozenModel.from_model(model, ds.biosample.values, ds.assay.values)
+    _check_training_tracks(frozen, ds)
+    seed = (model.seed or 0) if seed is None else int(seed)
+    key = _hash("fit", frozen.fingerprint, int(epochs), seed)
+    pairs = None
+    if write_imputed is not False and write_imputed is not None:
+        store_p, model_p, _ = resolve_pairs(model, ds, "unobserved" if write_imputed is True else write_imputed)
+        pairs = (store_p, model_p)
+    done, stale = finished(path, "factors", blocks, key)
+    if overwrite:
+        stale, done = sorted(set(stale) | done), set()
+    to_fit = [b for b in blocks if b not in done]
+    to_impute, impute_keys = [], None
+    if pairs is not None:
+        impute_keys = {b.name: impute_key(frozen.fingerprint, pairs[0], key) for b in blocks}
+        written = read_markers(path, "imputed")
+        done_i = {b for b in blocks if written.get(b, {}).get("key") == impute_keys[b.name]}
+        stale_i = [b for b in written if b not in done_i and any(b.first < x.end and b.end > x.first for x in blocks)]
+        if overwrite:
+            stale_i, done_i = sorted(set(stale_i) | done_i), set()
+        to_impute = [b for b in blocks if b in done and b not in done_i]
+        stale += [("imputed", b) for b in stale_i]
+    n_pairs = 0 if pairs is None else len(pairs[0])
+    plan = {"blocks": len(blocks), "finished": len(blocks) - len(to_fit), "to_fit": len(to_fit),
+            "positions_to_fit": sum(b.n_positions for b in to_fit),
+            "training_samples": int(epochs) * sum(b.n_positions for b in to_fit),
+            "predictions": n_pairs * sum(b.n_positions for b in to_fit + to_impute)}
+    if progress:
+        print(f"fit_genome: {plan['blocks']} block(s) of {block_size} over {describe_blocks(blocks, genome, 3)}; "
+              f"{plan['finished']} already finished; {plan['to_fit']} to fit ({plan['positions_to_fit']:,} positions, "
+              f"{plan['training_samples']:,} training samples){'' if pairs is None else ''}; "
+              f"{plan['predictions']:,} predictions to write")
+    if dry_run:
+        return pd.DataFrame([plan])
+    prepare_markers(path)
+    for item in stale:
+        kind, b = item if isinstance(item, tuple) else ("factors", item)
+        remove_marker(path, kind, b)
+        if kind == "factors":
+            remove_marker(path, "imputed", b)
+    c = model.config
+    widths = (c.n_25bp_factors, c.n_250bp_factors, c.n_5kbp_factors)
+    write_genome_factors(path, GenomeRows([]), [np.zeros((0, w), dtype=np.float32) for w in widths])
+    if pairs is not None:
+        add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
+    settings = dict(epochs=int(epochs), seed=seed, key=key, device=device, torch_threads=torch_threads,
+                         pairs=pairs, impute_key=impute_keys)
+    run = dict(client=client, scheduler=scheduler, workers=workers, resources=resources, progress=progress, path=path)
+    records = run_tasks(fit_blocks, frozen, group_blocks(to_fit, genome), settings=settings, desc="fitting blocks", **run) if to_fit else []
+    if to_impute:
+        records += run_tasks(impute_blocks, frozen, group_blocks(to_impute, genome), settings=settings,
+                             desc="imputing blocks", **run)
+    worked = {r["block"] for r in records}
+    records += [{"block": b.name, "first": b.first, "end": b.end, "n_positions": b.n_positions, "status": "finished before"}
+                for b in blocks if b.name not in worked]
+    model._genome_store = path
+    report = _report(records, genome)
+    report.attrs["plan"] = plan
+    _raise_failures(report, "fit_genome")
+    return report
+
+
+# ---------------------------------------------------------------------- imputation by blocks
+def impute_genome(model, store=None, pairs="unobserved", region=None, block_size="1Mb", *, client=None,
+                  scheduler=None, workers=None, resources=None, device="auto", torch_threads: int = 1,
+                  overwrite: bool = False, progress: bool = True, dry_run: bool = False) -> pd.DataFrame:
+    """Write imputations of ``pairs`` into the store's ``imputed`` variable, block by block.
+
+    See :meth:`epitensor.Avocado.impute_genome` for the parameters.
+    """
+    model._check_fitted()
+    path, ds = _open_store(model, store)
+    genome = model.genome
+    frozen = FrozenModel.from_model(model, ds.biosample.values, ds.assay.values)
+    in_store = fitted_intervals(path, frozen.fingerprint)
+    if region is None:
+        if not len(in_store):
+            raise RegionError("no genome factors of this model are in the store yet; pass region=... (inside the training "
+                              "region) or run model.fit_genome(...) first")
+        region = [Block(int(a), int(b)).region(genome) for a, b in zip(in_store.starts, in_store.ends)]
+    blocks = plan_blocks(region, genome, block_size)
+    store_p, model_p, _ = resolve_pairs(model, ds, pairs)
+    if not len(store_p):
+        raise ModelError(f"no (biosample, assay) pair to impute for pairs={pairs!r}")
+    rows, tables = model_source(model)
+    shipped, uncovered = {}, []
+    for b in blocks:
+        pos = b.positions()
+        own = ~in_store.covers(pos)
+        if own.any():
+            if not rows.covers(pos[own]).all():
+                uncovered.append(b)
+                continue
+            local = GenomeRows(pos[own])
+            r = rows.rows(local.positions)
+            shipped[b.name] = (local, [t.detach()[torch.as_tensor(ri, device=t.device)].float().cpu().numpy()
+                                       for t, ri in zip(tables, (r[0], np.unique(r[1]), np.unique(r[2])))])
+    if uncovered:
+        raise RegionError(f"{len(uncovered)} block(s) have no genome factors for this model ({describe_blocks(uncovered, genome)}); "
+                          "fit them first with model.fit_genome(region=...)")
+    fit_keys = {b: a.get("key", "") for b, a in read_markers(path, "factors").items()}
+    keys = {b.name: impute_key(frozen.fingerprint, store_p, fit_keys.get(b, "stage1")) for b in blocks}
+    written = read_markers(path, "imputed")
+    done = set() if overwrite else {b for b in blocks if written.get(b, {}).get("key") == keys[b.name]}
+    todo = [b for b in blocks if b not in done]
+    n_pred = len(store_p) * sum(b.n_positions for b in todo)
+    plan = {"blocks": len(blocks), "finished": len(done), "to_impute": len(todo), "pairs": len(store_p),
+            "positions": sum(b.n_positions for b in todo), "predictions": n_pred}
+    if progress:
+        print(f"impute_genome: {len(store_p):,} pair(s) x {plan['positions']:,} positions = {n_pred:,} predictions in "
+              f"{len(todo)} block(s) of {block_size} ({len(done)} already written)")
+    if dry_run:
+        return pd.DataFrame([plan])
+    prepare_markers(path)
+    add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
+    groups = group_blocks(todo, genome)
+    settings = dict(device=device, torch_threads=torch_threads, pairs=(store_p, model_p), impute_key=keys)
+    records = run_tasks(impute_blocks, frozen, groups, extra=[{b.name: shipped.get(b.name) for b in g} for g in groups],
+                        settings=settings, client=client, scheduler=scheduler, workers=workers, resources=resources,
+                        progress=progress, path=path, desc="imputing blocks") if groups else []
+    records += [{"block": b.name, "first": b.first, "end": b.end, "n_positions": b.n_positions, "status": "finished before"}
+                for b in done]
+    model._genome_store = path
+    report = _report(records, genome)
+    report.attrs["plan"] = plan
+    _raise_failures(report, "impute_genome")
+    return report
+
+
+def impute_key(model_fingerprint: str, store_pairs: np.ndarray, fit_key: str) -> str:
+    """Run key of a block's imputations: the model, the pairs, and the provenance of its factors."""
+    return _hash("impute", model_fingerprint, np.asarray(store_pairs).tolist(), fit_key)
+
+
+# ---------------------------------------------------------------------- the model's view of stage-2 factors
+def genome_store(model):
+    """The store holding the model's stage-2 genome factors (the last one fitted, else its own), or None."""
+    path = getattr(model, "_genome_store", None)
+    if path is None:
+        try:
+            path = store_path(model._ds)
+        except StoreNotFoundError:
+            return None
+    return path if (path / GROUP / "factors").is_dir() else None
+
+
+def model_fingerprint(model) -> str:
+    """Fingerprint of the model's frozen part (cached until a parameter changes in place)."""
+    params = [p for name, p in model.module.named_parameters()]
+    version = tuple((id(p), p._version) for p in params)
+    cached = getattr(model, "_fingerprint_cache", None)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    from ..model.module import GENOME_TABLES
+
+    state = {k: v.detach().float().cpu().numpy() for k, v in model.module.state_dict().items()
+             if k.split(".")[0] not in GENOME_TABLES}
+    fp = fingerprint(model.config.to_dict(), state)
+    model._fingerprint_cache = (version, fp)
+    return fp
+
+
+def stage2_intervals(model) -> Intervals:
+    """Positions with stage-2 genome factors of this model in its genome store."""
+    path = genome_store(model)
+    if path is None:
+        return Intervals([])
+    return fitted_intervals(path, model_fingerprint(model))
+
+
+def resolve_genome_rows(model, positions, what: str = "these positions"):
+    """``(module, (r25, r250, r5k))`` to predict at ``positions``.
+
+    Positions inside stage-2 blocks fitted in the store for this model take their genome factors
+    from the store; the others from the model (stage 1). With no stage-2 block involved this is the
+    model's own module and rows.
+
+    Raises
+    ------
+    RegionError
+        Positions with genome factors in neither.
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    intervals = stage2_intervals(model)
+    in_store = intervals.covers(positions)
+    if not in_store.any():
+        return model.module, model.fitted_positions.rows(positions, what)
+    uniq, inverse = np.unique(positions, return_inverse=True)
+    uniq_in_store = intervals.covers(uniq)
+    if (~uniq_in_store).any():
+        model.fitted_positions.rows(uniq[~uniq_in_store], what)  # raises for positions fitted nowhere
+    root = _open_open(genome_store(model))
+    local, tables = assemble_tables(root, uniq, uniq_in_store, model_source(model), what)
+    module = with_genome_tables(model.module, tables, model.device)
+    return module, tuple(r[inverse] for r in local.rows(uniq))
+
+
+def check_covered(model, positions, what: str) -> None:
+    """Raise RegionError if some ``positions`` have genome factors neither in the model nor the store."""
+    positions = np.asarray(positions, dtype=np.int64)
+    rest = positions[~stage2_intervals(model).covers(positions)]
+    if rest.size:
+        model.fitted_positions.rows(rest, what)
+
+
+def _open_open(path):
+    return _open_group(path, mode="r")
+
+
+def use_blocks(model, region, client, scheduler, workers, block_size) -> bool:
+    """Whether :meth:`Avocado.impute_to_store` should impute by blocks (on Dask) for these arguments."""
+    from ..regions import as_regions, region_bins
+
+    if any(x is not None for x in (client, scheduler, workers, block_size)):
+        return True
+    try:
+        from distributed import default_client
+
+        default_client()
+        return True
+    except (ImportError, ValueError):
+        pass
+    intervals = stage2_intervals(model)
+    if not len(intervals):
+        return False
+    for reg in as_regions(model._region_or_default(region), model.genome):
+        lo, hi = region_bins(reg, model.genome)
+        if intervals.covers(np.arange(lo, hi)).any():
+            return True
+    return False
