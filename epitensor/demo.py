@@ -48,7 +48,7 @@ def build_sample_store(out: Path, synthetic: bool = False, data=None, n_bins: in
 
 
 def run_demo(out="demo-output", *, synthetic: bool = False, data=None, n_bins: int | None = DEMO_BINS,
-             minutes: float = DEMO_MINUTES, epochs: int = 200, preset: str = "small", device="auto",
+             minutes: float = DEMO_MINUTES, epochs: int = 60, preset: str = "small", device="auto",
              progress: bool = True, echo=print) -> dict:
     """Run the demo: store, training, imputation, scores and figures, written to ``out``.
 
@@ -64,8 +64,8 @@ def run_demo(out="demo-output", *, synthetic: bool = False, data=None, n_bins: i
         Positions used (``None``: every position of the tracks).
     minutes : float, default 5
         Training budget; training also stops early on its validation entries.
-    epochs : int, default 200
-        Upper bound on training epochs.
+    epochs : int, default 60
+        Upper bound on training epochs (the ``small`` preset overtrains past about 60 on this sample).
     preset : str, default "small"
         Model preset; ``"small"`` is the documented choice for small compendia (the paper's
         configuration overfits 20 tracks; see :data:`epitensor.model.config.PRESETS`).
@@ -138,7 +138,8 @@ def run_demo(out="demo-output", *, synthetic: bool = False, data=None, n_bins: i
 def _summary(scores: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
     """Per-track MSE and Pearson r of the model and the baseline, with a mean row."""
     key = ["biosample", "assay"]
-    both = scores.set_index(key)[["mse", "gwcorr"]].join(base.set_index(key)[["mse", "gwcorr"]], lsuffix="_m", rsuffix="_b")
+    both = scores.set_index(key)[["mse", "gwcorr"]].merge(base.set_index(key)[["mse", "gwcorr"]], left_index=True,
+                                                           right_index=True, suffixes=("_m", "_b"))
     table = pd.DataFrame({
         "mse_avocado": both.mse_m, "mse_baseline": both.mse_b,
         "r_avocado": both.gwcorr_m, "r_baseline": both.gwcorr_b,
