@@ -28,14 +28,14 @@ demo: install
 lint: $(VENV)/.deps
 	$(VENV)/bin/ruff check .
 
+# The tests run from tests/ so that they import the installed package, not the source tree;
+# the tutorials (executed notebooks) run in the same pytest session.
 test: install lint
-	cd tests && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. $(PYTEST_ARGS) .
-	$(MAKE) tutorials
+	cd tests && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. -p no:cacheprovider \
+		--nbmake --nbmake-timeout=900 $(PYTEST_ARGS) . ../tutorials
 
 tutorials: install
-	@if ls tutorials/*.ipynb >/dev/null 2>&1; then \
-		$(PY) -m pytest -c pyproject.toml --nbmake --nbmake-timeout=900 -p no:cacheprovider tutorials; \
-	else echo "no tutorials yet"; fi
+	$(PY) -m pytest -c pyproject.toml --nbmake --nbmake-timeout=900 -p no:cacheprovider tutorials
 
 benchmarks: install
 	for f in benchmarks/bench_*.py; do $(PY) $$f; done
