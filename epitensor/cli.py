@@ -308,10 +308,11 @@ def evaluate_command(store, imputed_var, truth, annotations, eic_parity, baselin
               help="Folder with the Roadmap .npz tracks (default: $EPITENSOR_DATA, else download).")
 @click.option("--n-bins", type=int, default=200_000, show_default=True, help="Use the first N positions (0: all).")
 @click.option("--minutes", type=float, default=5.0, show_default=True, help="Training budget.")
+@click.option("--epochs", type=int, default=None, help="Upper bound on training epochs (default: the demo's choice).")
 @click.option("--preset", default="small", show_default=True, help="Model preset: small (for small compendia) or paper.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when there is one), cpu or cuda.")
 @_friendly_errors
-def demo(out, synthetic, data, n_bins, minutes, preset, device):
+def demo(out, synthetic, data, n_bins, minutes, epochs, preset, device):
     """The main job on the Roadmap sample: hide five tracks, train, impute, score, plot.
 
     Builds the store of the 25 Roadmap tracks with the five Latin-square tracks hidden, trains
@@ -325,8 +326,9 @@ def demo(out, synthetic, data, n_bins, minutes, preset, device):
     """
     from .demo import run_demo
 
+    extra = {} if epochs is None else {"epochs": epochs}
     run_demo(out, synthetic=synthetic, data=data, n_bins=n_bins or None, minutes=minutes, preset=preset,
-             device=device, echo=click.echo)
+             device=device, echo=click.echo, **extra)
 
 
 if __name__ == "__main__":  # pragma: no cover
