@@ -305,3 +305,19 @@ def test_train_function_on_raw_tensors():
     data = build_training_data(rng.random((3, 100)), [0, 1, 1], [0, 0, 1], GenomeRows(np.arange(100)).rows(np.arange(100)), device="cpu")
     hist, _ = train(m, data, 3, cfg, progress=False)
     assert len(hist) == 3 and (hist.samples_per_s > 0).all()
+
+
+def test_residual_offset_matches_training_for_single_track_assays():
+    """Under ``residual`` an assay with one training track is trained on its raw signal (its
+    leave-one-out mean is 0), so its predictions must not add its average activity back."""
+    from epitensor.model.config import AvocadoConfig
+    from epitensor.model.offsets import combine_with_average, leave_one_out_mean, offset_applies
+
+    residual = AvocadoConfig.from_preset("paper", residual=True)
+    assert not offset_applies(residual, 1) and offset_applies(residual, 2)
+    assert offset_applies(AvocadoConfig.from_preset("small"), 1)  # shrinkage toward a single track is fine
+    values = np.array([[2.0, 4.0]], dtype=np.float32)
+    assert not leave_one_out_mean(values, np.array([0]), 1).any()
+    pred, avg = np.array([[1.0, 1.0]]), np.array([[2.0, 4.0]])
+    np.testing.assert_allclose(combine_with_average(pred, avg, residual), [[3.0, 5.0]])
+    np.testing.assert_allclose(combine_with_average(pred, avg, AvocadoConfig()), pred)

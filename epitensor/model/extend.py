@@ -36,6 +36,7 @@ from torch.nn import functional as F
 from ..exceptions import LabelError, ModelError, StoreNotFoundError
 from ..genome import Genome
 from ..store import _open_group, add_labels, label_index, open_dataset, store_path, write_track
+from .offsets import leave_one_out_mean
 from .training import build_training_data, train
 
 MODES = ("freeze", "fine-tune")
@@ -309,14 +310,12 @@ def _training_data(model, pairs, baseline_tracks, residual_loo: bool):
     over ``pairs`` (``residual_loo``, as :meth:`Avocado.fit` does), or, for tracks of assays the
     model already had, the mean of that assay's ``baseline_tracks`` (what imputation adds back).
     """
-    from .model import _leave_one_out_mean
-
     positions = training_positions(model)
     values = model.read_tracks(pairs, positions)
     b = model._index([p[0] for p in pairs], "biosample")
     a = model._index([p[1] for p in pairs], "assay")
     if model.config.residual and np.isfinite(values).all():
-        baseline = _leave_one_out_mean(values, a, len(model.assays))
+        baseline = leave_one_out_mean(values, a, len(model.assays))
         if not residual_loo:
             known = {t[1] for t in baseline_tracks}
             old = np.array([p[1] in known for p in pairs])

@@ -36,6 +36,7 @@ from ..store import (
 )
 from .config import AvocadoConfig
 from .module import AvocadoModule
+from .offsets import combine_with_average, leave_one_out_mean, offset_applies
 from .positions import GenomeRows
 from .training import build_training_data, predict_pairs, resolve_options, train
 
@@ -310,7 +311,7 @@ class Avocado:
         a = self._index([p[1] for p in pairs], "assay")
         names = [f"{p[0]}/{p[1]}" for p in pairs]
         if self.config.residual and np.isfinite(values).all():
-            values = values - _leave_one_out_mean(values, a, len(self.assays))
+            values = values - leave_one_out_mean(values, a, len(self.assays))
         return build_training_data(values, b, a, rows.rows(rows.positions), device=self.device,
                                    validation_fraction=self.config.validation_fraction,
                                    seed=self.seed or 0, track_names=names)
@@ -321,7 +322,7 @@ class Avocado:
         out = np.zeros((len(assays_idx), len(positions)), dtype=np.float32)
         for k, ai in enumerate(assays_idx):
             pairs = [p for p in self.training_tracks if p[1] == self.assays[ai]]
-            if pairs:
+            if offset_applies(self.config, len(pairs)):
                 out[k] = self.read_tracks(pairs, positions).mean(axis=0)
         return out
 
@@ -341,11 +342,9 @@ class Avocado:
         _, autocast = resolve_options(self.config, self.device)
         self.module.eval()
         out = predict_pairs(module, bi, ai, r, batch_size or max(self.config.batch_size, 2**16), autocast).cpu().numpy()
-        w = self.config.baseline_weight
-        if self.config.residual or w > 0:
+        if self.config.residual or self.config.baseline_weight > 0:
             uniq, inv = np.unique(np.asarray(assay_idx), return_inverse=True)
-            avg = self._average_activity(uniq, positions)[inv]
-            out = (1 - w) * (out + avg if self.config.residual else out) + w * avg
+            out = combine_with_average(out, self._average_activity(uniq, positions)[inv], self.config)
         return out
 
     def impute(self, biosample=None, assay=None, region=None, *, batch_size: int | None = None) -> xr.DataArray:
@@ -706,15 +705,6 @@ class Avocado:
         from .io import load_model
 
         return load_model(cls, path, ds, device)
-
-
-def _leave_one_out_mean(values: np.ndarray, track_assay: np.ndarray, n_assays: int) -> np.ndarray:
-    """Per-entry mean of the other training tracks of the same assay (0 where there is none)."""
-    sums = np.zeros((n_assays, values.shape[1]), dtype=np.float64)
-    np.add.at(sums, track_assay, values)
-    counts = np.bincount(track_assay, minlength=n_assays)[track_assay][:, None]
-    others = sums[track_assay] - values
-    return np.where(counts > 1, others / np.maximum(counts - 1, 1), 0.0).astype(np.float32)
 
 
 def check_compatible(model_labels: dict, genome_attrs: dict, ds: xr.Dataset) -> None:

@@ -21,8 +21,9 @@ import zarr
 
 from ..exceptions import ModelError
 from ..model.config import AvocadoConfig
-from ..model.model import _leave_one_out_mean, resolve_device
+from ..model.model import resolve_device
 from ..model.module import GENOME_TABLES, AvocadoModule
+from ..model.offsets import combine_with_average, leave_one_out_mean, offset_applies
 from ..model.positions import GenomeRows
 from ..model.storage import write_genome_factors
 from ..model.training import build_training_data, predict_pairs, resolve_options, train
@@ -122,12 +123,12 @@ def _read(root: zarr.Group, variable: str, pairs: np.ndarray, block: Block) -> n
     return out
 
 
-def _average_activity(values: np.ndarray, track_assay: np.ndarray, assays: np.ndarray) -> np.ndarray:
+def _average_activity(values: np.ndarray, track_assay: np.ndarray, assays: np.ndarray, config) -> np.ndarray:
     """Mean of the training tracks of each of ``assays`` (model rows): (len(assays), n)."""
     out = np.zeros((len(assays), values.shape[1]), dtype=np.float32)
     for k, a in enumerate(assays):
         sel = track_assay == a
-        if sel.any():
+        if offset_applies(config, int(sel.sum())):
             out[k] = values[sel].mean(axis=0)
     return out
 
@@ -145,7 +146,7 @@ def fit_block(frozen: FrozenModel, path, block: Block, settings: dict) -> dict:
     root = zarr.open_group(str(path), mode="r+")
     raw = _read(root, "signal", frozen.training_store, block)
     track_b, track_a = frozen.training_model[:, 0], frozen.training_model[:, 1]
-    values = raw - _leave_one_out_mean(raw, track_a, frozen.n_assays) if config.residual and np.isfinite(raw).all() else raw
+    values = raw - leave_one_out_mean(raw, track_a, frozen.n_assays) if config.residual and np.isfinite(raw).all() else raw
     positions = block.positions()
     rows = GenomeRows(positions)
     module = frozen.module(rows.n_rows, seed, device)
@@ -192,7 +193,7 @@ def impute_block(frozen: FrozenModel, path, block: Block, settings: dict, *, mod
     if config.residual or w > 0:
         raw = raw if raw is not None else _read(root, "signal", frozen.training_store, block)
         uniq, inv = np.unique(model_pairs[:, 1], return_inverse=True)
-        average = _average_activity(raw, frozen.training_model[:, 1], uniq)
+        average = _average_activity(raw, frozen.training_model[:, 1], uniq, config)
     arr = root["imputed"]
     step = max(1, PIECE_VALUES // max(block.n_positions, 1))
     for s in range(0, len(model_pairs), step):
@@ -200,8 +201,7 @@ def impute_block(frozen: FrozenModel, path, block: Block, settings: dict, *, mod
         ai = torch.as_tensor(model_pairs[s : s + step, 1], device=device)
         pred = predict_pairs(module, bi, ai, r, max(config.batch_size, 2**16), autocast).cpu().numpy()
         if config.residual or w > 0:  # as Avocado.predict: shrink toward / add the average activity
-            avg = average[inv[s : s + step]]
-            pred = (1 - w) * (pred + avg if config.residual else pred) + w * avg
+            pred = combine_with_average(pred, average[inv[s : s + step]], config)
         for (b, a), values in zip(store_pairs[s : s + step], pred):
             arr[int(b), int(a), block.first : block.end] = values
     seconds = time.perf_counter() - start
