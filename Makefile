@@ -31,6 +31,8 @@ lint: $(VENV)/.deps
 # The tests run from tests/ so that they import the installed package, not the source tree;
 # the tutorials (executed notebooks) run in the same pytest session.
 test: install lint
+	cd tests && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. -p no:cacheprovider -q \
+		--doctest-modules --pyargs epitensor
 	cd tests && ../$(PY) -m pytest -c ../pyproject.toml --rootdir .. -p no:cacheprovider \
 		--nbmake --nbmake-timeout=900 $(PYTEST_ARGS) . ../tutorials
 

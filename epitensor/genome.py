@@ -69,7 +69,7 @@ class Genome:
     --------
     >>> g = Genome.from_assembly("hg38", contigs=["chr21", "chr22"])
     >>> g.n_positions
-    3880000
+    3912739
     >>> g.contig_table().loc["chr22", "first_bin"]
     1880000
     """
