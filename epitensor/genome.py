@@ -70,7 +70,7 @@ class Genome:
     >>> g = Genome.from_assembly("hg38", contigs=["chr21", "chr22"])
     >>> g.n_positions
     3912739
-    >>> g.contig_table().loc["chr22", "first_bin"]
+    >>> int(g.contig_table().loc["chr22", "first_bin"])
     1880000
     """
 
