@@ -87,7 +87,7 @@ def ingest(manifest, store, assembly, chroms, workers, scheduler, transform, mis
     from .io import ingest as run_ingest
 
     client = _client(scheduler)
-    path = run_ingest(manifest, store, assembly=assembly, chroms=_split(chroms), workers=workers,
+    path = run_ingest(manifest, store, assembly=assembly, chroms=chroms, workers=workers,
                       scheduler=None if client else scheduler, client=client, transform=transform,
                       missing_chroms=missing_chroms, cache_dir=cache_dir, overwrite=overwrite)
     from .store import open_dataset

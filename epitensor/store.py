@@ -82,6 +82,17 @@ def _labels(values, kind: str, meta_name: str, default) -> tuple[list[str], list
     return names, meta
 
 
+def _new_labels(values, kind: str) -> tuple[list[str], list[str]]:
+    """Labels and metadata of new biosamples (summaries) or assays (checked categories)."""
+    if kind == "biosample":
+        return _labels(values, "biosample", "biosample_summary", lambda n: n)
+    names, categories = _labels(values, "assay", "assay_category", assay_category)
+    bad = sorted({c for c in categories if c not in ASSAY_CATEGORIES})
+    if bad:
+        raise LabelError(f"unknown assay categories {bad}; use one of {ASSAY_CATEGORIES}")
+    return names, categories
+
+
 def create_store(
     path,
     biosamples,
@@ -127,11 +138,8 @@ def create_store(
         raise SchemaError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise SchemaError(f"{path} already exists; pass overwrite=True to replace it or choose another path")
-    b_names, b_meta = _labels(biosamples, "biosample", "biosample_summary", lambda n: n)
-    a_names, a_meta = _labels(assays, "assay", "assay_category", assay_category)
-    bad = sorted({c for c in a_meta if c not in ASSAY_CATEGORIES})
-    if bad:
-        raise LabelError(f"unknown assay categories {bad}; use one of {ASSAY_CATEGORIES}")
+    b_names, b_meta = _new_labels(biosamples, "biosample")
+    a_names, a_meta = _new_labels(assays, "assay")
 
     meta = xr.Dataset(
         coords={
@@ -484,19 +492,15 @@ def add_labels(path, biosamples=None, assays=None) -> Path:
         raise LabelError("add_labels needs biosamples=... and/or assays=...; nothing to add")
     root = _open_group(path, mode="r+")
     new = {}
-    for kind, values, meta_name, default in (("biosample", biosamples, "biosample_summary", lambda n: n),
-                                             ("assay", assays, "assay_category", assay_category)):
+    for kind, values in (("biosample", biosamples), ("assay", assays)):
         if values is None:
             continue
-        names, meta = _labels(values, kind, meta_name, default)
-        existing = [n for n in names if n in set(root[kind][:].tolist())]
+        names, meta = _new_labels(values, kind)
+        have = set(root[kind][:].tolist())
+        existing = [n for n in names if n in have]
         if existing:
             raise LabelError(f"the store {path} already has {kind}(s) {existing}; labels are appended, so choose new "
                              "names (or write the tracks of an existing label with write_track)")
-        if kind == "assay":
-            bad = sorted({c for c in meta if c not in ASSAY_CATEGORIES})
-            if bad:
-                raise LabelError(f"unknown assay categories {bad}; use one of {ASSAY_CATEGORIES}")
         new[kind] = (names, meta)
     for _, arr in list(root.arrays()):
         dims = tuple(arr.metadata.dimension_names or ())
