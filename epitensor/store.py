@@ -451,6 +451,29 @@ def store_path(ds_or_path) -> Path:
     return Path(os.fspath(ds_or_path))
 
 
+def remove_interrupted_writes(path) -> int:
+    """Delete the temporary files a killed writer left inside a store; return how many.
+
+    zarr's local store writes each chunk to ``<chunk>.<uuid>.partial`` and renames it into place,
+    so a process killed mid-write (``kill -9``, a lost worker) can leave such a file behind. The
+    chunk it was meant to replace is intact and every reader ignores the leftover, but it takes
+    disk space and makes the store differ from one written without interruption. Resuming runs
+    (ingestion, stage-2 fitting, imputation) call this before they write.
+
+    Examples
+    --------
+    >>> import epitensor as et
+    >>> et.store.remove_interrupted_writes("compendium.zarr")  # doctest: +SKIP
+    0
+    """
+    removed = 0
+    for leftover in Path(os.fspath(path)).rglob("*.partial"):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def add_labels(path, biosamples=None, assays=None) -> Path:
     """Grow a store in place with new biosample and/or assay labels (appended at the end).
 

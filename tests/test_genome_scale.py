@@ -184,6 +184,9 @@ def test_kill_driver_and_resume_equals_uninterrupted(trained, tmp_path):
     proc.wait()
     n_done = len(read_markers(path_b, "factors"))
     assert 2 <= n_done < 11  # killed part-way (c2 has 11 blocks of 5 kb)
+    chunk = next(f for f in sorted((path_b / "genome_factors_25bp" / "c").rglob("*")) if f.is_file())
+    leftover = chunk.parent / f"{chunk.name}.0123456789abcdef.partial"  # as a kill mid-chunk-write leaves
+    leftover.write_bytes(b"half a chunk")
     model_b = et.Avocado.load(trained[1], et.open_dataset(path_b), device="cpu")
     resumed = model_b.fit_genome(path_b, region="c2", block_size="5kb", epochs=40, write_imputed=True,
                                  scheduler="synchronous", progress=False)
@@ -191,6 +194,7 @@ def test_kill_driver_and_resume_equals_uninterrupted(trained, tmp_path):
     assert (resumed.status == "fitted").sum() == 11 - n_done
     model_a.fit_genome(path_a, region="c2", block_size="5kb", epochs=40, write_imputed=True, scheduler="synchronous",
                        progress=False)
+    assert not leftover.exists() and not list(path_b.rglob("*.partial"))
     a, b = _arrays(path_a), _arrays(path_b)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)

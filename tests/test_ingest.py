@@ -272,6 +272,11 @@ def test_resume_after_kill_9_gives_identical_store(tmp_path, manifest, scheduler
     records = completed_pieces(killed)
     assert 0 < len(records) < 8  # some pieces done, some not
     assert not et.open_dataset(killed).observed.values.any()
+    # a kill in the middle of a chunk write leaves zarr's temporary file; make sure there is one
+    chunk = next((killed / "signal" / "c").rglob("*"))
+    while chunk.is_dir():
+        chunk = next(chunk.iterdir())
+    (chunk.parent / f"{chunk.name}.0123456789abcdef.partial").write_bytes(b"half a chunk")
 
     et.ingest(tmp_path / "m.tsv", killed, progress=False)  # resume
     clean = et.ingest(tmp_path / "m.tsv", tmp_path / "clean.zarr", assembly=GENOME, progress=False)

@@ -26,7 +26,7 @@ import zarr
 
 from ..exceptions import DataError, EpitensorError, GenomeError, LabelError, SchemaError
 from ..genome import Genome
-from ..store import TRANSFORMS, _open_group, create_store, label_index, set_observed
+from ..store import TRANSFORMS, _open_group, create_store, label_index, remove_interrupted_writes, set_observed
 from .bigwig import find_non_finite, inspect_bigwig, match_contigs, open_bigwig, read_bins
 from .manifest import fetch, is_url, read_manifest
 
@@ -278,6 +278,7 @@ def _prepare_progress(store, todo):
         root.create_group(PROGRESS_GROUP)
     for leftover in _progress_dir(store).glob(".*.tmp"):  # from a run killed mid-write
         leftover.unlink()
+    remove_interrupted_writes(store)
     for p in todo:  # a stale record must not survive a piece that is redone
         (_progress_dir(store) / p.record_name).unlink(missing_ok=True)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from ..store import remove_interrupted_writes
 from .blocks import Block
 
 GROUP = "genome_fit"
@@ -24,7 +25,8 @@ KINDS = ("factors", "imputed")
 
 
 def prepare_markers(path) -> None:
-    """Create the marker groups (once, on the driver, before any task runs)."""
+    """Create the marker groups and sweep a killed run's temporary files (on the driver, before any task)."""
+    remove_interrupted_writes(path)
     root = zarr.open_group(str(path), mode="r+")
     group = root.require_group(GROUP)
     for kind in KINDS:
