@@ -26,7 +26,14 @@ import zarr
 
 from ..exceptions import DataError, EpitensorError, GenomeError, LabelError, SchemaError
 from ..genome import Genome
-from ..store import TRANSFORMS, _open_group, create_store, label_index, remove_interrupted_writes, set_observed
+from ..store import (
+    TRANSFORMS,
+    _open_group,
+    create_store,
+    label_index,
+    remove_interrupted_writes,
+    set_observed,
+)
 from .bigwig import find_non_finite, inspect_bigwig, match_contigs, open_bigwig, read_bins
 from .manifest import fetch, is_url, read_manifest
 
