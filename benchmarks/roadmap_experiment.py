@@ -81,6 +81,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--blend", action="store_true", help="also score the mean of each model and the baseline")
+    ap.add_argument("--members", type=int, default=1, help="train this many models (seeds seed, seed+1, ...) per "
+                    "configuration within its budget and average their imputations")
     args = ap.parse_args(argv)
     if not args.data:
         sys.exit("no Roadmap data: pass --data pointing at a folder of {biosample}.{assay}.pilot.arcsinh.npz files")
@@ -97,15 +99,20 @@ def main(argv=None):
     rows = [{"model": "average activity", "track": f"{b}.{a}", **scores(truth[(b, a)], base[(b, a)])} for b, a in LATIN_SQUARE]
     summary = []
     for name, preset, options in configs:
-        model = et.Avocado(ds, preset=preset, seed=args.seed, **options)
         t, cpu = time.perf_counter(), time.process_time()
-        hist = model.fit(region=region, epochs=args.epochs, time_limit=args.minutes * 60, progress=False)
+        imps, alones, hists = [], [], []
+        for member in range(args.members):
+            model = et.Avocado(ds, preset=preset, seed=args.seed + member, **options)
+            hists.append(model.fit(region=region, epochs=args.epochs, time_limit=args.minutes * 60 / args.members, progress=False))
+            imps.append(model.impute(region=region))
+            if model.config.baseline_weight > 0:  # also score the network alone (same weights)
+                w, model.config.baseline_weight = model.config.baseline_weight, 0.0
+                alones.append(model.impute(region=region))
+                model.config.baseline_weight = w
         seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
-        imp = model.impute(region=region)
-        if model.config.baseline_weight > 0:  # also score the network alone (same weights)
-            w, model.config.baseline_weight = model.config.baseline_weight, 0.0
-            alone = model.impute(region=region)
-            model.config.baseline_weight = w
+        imp, hist = sum(imps) / len(imps), hists[-1]
+        if alones:
+            alone = sum(alones) / len(alones)
             for b, a in LATIN_SQUARE:
                 rows.append({"model": f"{name} (network only)", "track": f"{b}.{a}",
                              **scores(truth[(b, a)], alone.sel(biosample=b, assay=a).values)})
@@ -115,7 +122,7 @@ def main(argv=None):
             if args.blend:
                 rows.append({"model": f"{name}+avg", "track": f"{b}.{a}", **scores(truth[(b, a)], 0.5 * (pred + base[(b, a)]))})
         last = hist.iloc[-1]
-        summary.append({"model": name, "preset": preset, "options": options, "epochs": len(hist), "seconds": round(seconds), "cpu_seconds": round(cpu),
+        summary.append({"model": name, "preset": preset, "options": options, "members": args.members, "epochs": len(hist), "seconds": round(seconds), "cpu_seconds": round(cpu),
                         "train_loss": round(float(last.loss), 4),
                         "val_mse": round(float(hist.val_mse.min()), 4) if "val_mse" in hist else None})
         print(f"  {name}: {len(hist)} epochs in {seconds:.0f} s ({cpu:.0f} CPU s), final training loss {last.loss:.4f}", flush=True)

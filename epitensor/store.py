@@ -368,6 +368,7 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
     for name in ds.data_vars:
         if "position" in ds[name].dims:
             ds[name].attrs.update(_genome_attrs(ds.attrs))
+            ds.variables[name].encoding["source"] = str(path)  # lets .epi.read go straight to zarr
     ds.attrs["source"] = str(path)
     validate(ds)
     return ds

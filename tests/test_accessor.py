@@ -55,6 +55,47 @@ def test_region_within_a_selection(ds):
         sel.epi.region("chr21:1,999,990-2,000,100")
 
 
+@pytest.mark.parametrize(
+    "select",
+    [
+        lambda s: s.sel(biosample="B02", assay="H3K27me3"),
+        lambda s: s.sel(biosample=["B03", "B00"]),
+        lambda s: s.isel(assay=[2, 0]).sel(biosample="B03"),
+        lambda s: s.epi.region("chr21:4Mb-5.5Mb").sel(assay="H3K27ac"),
+        lambda s: s * 1.0,  # not a plain store read: goes through dask
+    ],
+    ids=["one track", "biosample list", "assay list", "within a region", "arithmetic"],
+)
+@pytest.mark.parametrize("region", ["chr21:4,999,990-5,100,000", ["chr21:4.9Mb-5Mb", "chr21:5.2Mb-5.25Mb"]])
+def test_read_equals_lazy_region_loaded(ds, select, region):
+    da = select(ds.signal)
+    got = da.epi.read(region)
+    xr.testing.assert_identical(got, da.epi.region(region).load())
+    assert isinstance(got.data, np.ndarray)
+
+
+def test_read_of_a_store_track_computes_no_dask_graph(store, no_compute):
+    track = et.open_dataset(store).signal.sel(biosample="B03", assay="H3K27ac")
+    values = track.epi.read("chr22:1Mb-2Mb").values  # would raise if dask computed anything
+    assert values.shape == (40_000,) and np.isfinite(values).any() == bool(track.observed)
+    with pytest.raises(RuntimeError):
+        (track + 0).epi.read("chr22:1Mb-2Mb")  # arithmetic is dask's work: the guard sees it
+
+
+def test_read_follows_a_store_that_grew(tmp_path):
+    genome = et.Genome("test", ["chr1"], [500_000], chunk_bins=5_000)
+    path = et.create_store(tmp_path / "g.zarr", ["B1"], ["A1"], genome)
+    et.write_track(path, "B1", "A1", np.arange(genome.n_bins("chr1"), dtype=np.float32), "chr1")
+    before = et.open_dataset(path).signal.sel(biosample="B1", assay="A1").epi.read("chr1:0-1kb")
+    et.store.add_labels(path, biosamples=["B0"])
+    et.write_track(path, "B0", "A1", np.full(genome.n_bins("chr1"), 7, dtype=np.float32), "chr1")
+    ds = et.open_dataset(path)
+    np.testing.assert_array_equal(ds.signal.sel(biosample="B1", assay="A1").epi.read("chr1:0-1kb"), before)
+    assert (ds.signal.sel(biosample="B0", assay="A1").epi.read("chr1:0-1kb") == 7).all()
+    with pytest.raises(et.RegionError, match="not wholly inside"):
+        ds.signal.epi.region("chr1:0-1kb").epi.read("chr1:0-2kb")
+
+
 def test_region_errors(ds):
     with pytest.raises(et.RegionError, match="chr9"):
         ds.signal.epi.region("chr9:1-100")

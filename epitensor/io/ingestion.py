@@ -34,7 +34,7 @@ from ..store import (
     remove_interrupted_writes,
     set_observed,
 )
-from .bigwig import find_non_finite, inspect_bigwig, match_contigs, open_bigwig, read_bins
+from .bigwig import find_non_finite, inspect_bigwig, match_contigs, read_bins
 from .manifest import fetch, is_url, read_manifest
 
 #: Group of the store holding one completion record per (track, contig) piece.
@@ -367,12 +367,7 @@ def _mark_observed(store, pieces):
 def _ingest_chunk(store: str, shape: tuple, piece: dict, lo_bin: int, hi_bin: int, first_pos: int, chunk_end: int, length: int, bin_size: int) -> int:
     """Read bins ``[lo_bin, hi_bin)`` of one piece and write its whole store chunk."""
     p = Piece(**piece)
-    bw = open_bigwig(p.local) if p.file_contig is not None else None
-    try:
-        values = read_bins(p.local, p.file_contig, length, lo_bin, hi_bin, bin_size=bin_size, transform=p.transform, check=p.check, bw=bw)
-    finally:
-        if bw is not None:
-            bw.close()
+    values = read_bins(p.local, p.file_contig, length, lo_bin, hi_bin, bin_size=bin_size, transform=p.transform, check=p.check)
     out = np.full(chunk_end - (first_pos + lo_bin), np.nan, dtype=np.float32)
     out[: values.shape[0]] = values
     _signal_array(store, shape)[p.b, p.a, first_pos + lo_bin : chunk_end] = out
