@@ -26,6 +26,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
+from .allocator import keep_freed_memory
 from .exceptions import DataError, LabelError, SchemaError, StoreNotFoundError
 from .genome import Genome
 
@@ -356,6 +357,7 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
     ('biosample', 'assay', 'position')
     """
     _open_group(path)  # clear errors for a wrong path
+    keep_freed_memory(32 << 20, 256 << 20)  # region reads allocate and free ~MB arrays: see epitensor.allocator
     # inline_array=True keeps the zarr array inside the tasks: no legacy layer, so dask culls a
     # selection without enumerating every chunk of the genome-wide array
     ds = _open_zarr(path, chunks={} if chunks is None else chunks, inline_array=True)

@@ -10,10 +10,7 @@ per sample, and no DataLoader or dask runs inside the loop.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import math
-import os
-import sys
 import time
 from dataclasses import dataclass
 
@@ -22,6 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..allocator import keep_freed_memory
 from ..exceptions import DataError, ModelError
 from .config import AvocadoConfig
 from .module import AvocadoModule
@@ -125,26 +123,14 @@ def resolve_options(config: AvocadoConfig, device) -> tuple[bool, bool]:
     return bool(project), bool(autocast)
 
 
-_ALLOCATOR_TUNED = False
-
-
 def tune_cpu_allocator() -> None:
-    """Keep freed memory in the heap instead of returning it to the OS (glibc ``mallopt``).
+    """Keep freed memory in the heap for CPU training (see :mod:`epitensor.allocator`).
 
-    Each CPU training step allocates and frees tens of MB of activations; by default glibc serves
-    those with fresh ``mmap`` pages that the kernel must zero and fault in every step, which measured
-    up to 1.6x slower per step. Process-wide and done once; set ``EPITENSOR_NO_MALLOPT=1`` to skip it.
+    Each CPU training step allocates and frees tens of MB of activations; served by fresh ``mmap``
+    pages, which the kernel must zero and fault in every step, steps measured up to 1.6x slower.
+    Process-wide; set ``EPITENSOR_NO_MALLOPT=1`` to skip it.
     """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED or os.environ.get("EPITENSOR_NO_MALLOPT") or not sys.platform.startswith("linux"):
-        return
-    _ALLOCATOR_TUNED = True
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: serve blocks below 1 GiB from the heap
-        libc.mallopt(-1, 1 << 31)  # M_TRIM_THRESHOLD: keep up to 2 GiB of free heap
-    except (OSError, AttributeError):
-        pass
+    keep_freed_memory(1 << 30, 1 << 31)  # blocks below 1 GiB from the heap; keep up to 2 GiB free
 
 
 def _autocast(device, enabled: bool):
