@@ -29,11 +29,28 @@ from .exceptions import (
 )
 from .genome import Genome
 from .io import ingest, read_manifest, to_bigwig
-from .model import Avocado
 from .regions import Region, parse_region
 from .store import TrackWriter, add_labels, create_store, open_dataset, validate, write_track
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """Import the model (and with it PyTorch, ~2 s) only when it is first used, so that opening
+    stores, ingesting and Dask worker processes start fast."""
+    if name == "Avocado":
+        from .model import Avocado
+
+        return Avocado
+    if name in ("model", "scale"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'epitensor' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"Avocado", "model", "scale"})
 
 __all__ = [
     "Annotations",

@@ -56,3 +56,12 @@ def test_demo_synthetic_builds_the_store(runner, tmp_path):
     assert result.exit_code == 0, result.output
     ds = et.open_dataset(tmp_path / "demo" / "synthetic.zarr")
     assert ds.signal.sizes["position"] == 5000
+
+
+def test_importing_the_package_leaves_pytorch_unloaded():
+    """Opening stores, ingesting and Dask worker processes should not pay for importing torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, epitensor as et; assert 'torch' not in sys.modules; et.Avocado; assert 'torch' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
