@@ -110,9 +110,10 @@ def ingest(
         Parallel tasks for the local schedulers (default: dask's default, the number of cores).
     scheduler : {"threads", "processes", "sync"} or None
         Local Dask scheduler. Default: the active ``distributed.Client`` if there is one, else
-        ``"threads"``. pyBigWig holds the GIL while it reads, so threads overlap only the numpy
-        and zarr work; for many cores use ``"processes"`` (a few seconds to start its workers)
-        or a ``distributed`` cluster.
+        ``"threads"``. Threads share one interpreter, and zarr's Python-level write path holds
+        the GIL, so on this 2-core machine 2 threads were no faster than 1; ``"processes"`` went
+        from 1 to 2 workers 1.6x faster on 432 Mb of tracks (``benchmarks/bench_ingest.py``) but
+        takes a second or two to start: use it, or a ``distributed`` cluster, for large ingests.
     client : distributed.Client, optional
         Run the tasks on this cluster (workers must see the same file system).
     transform : {"arcsinh", "none"}, optional
