@@ -23,13 +23,14 @@ FLOPs: 6 x MACs per training sample (forward + full backward), 2 x MACs per pred
 genome projection shared across pairs (as ``predict_tracks`` does). Stage 2 computes no weight
 gradients (about 4 x MACs per sample), so the GPU fit hours are conservative by up to ~1.5x.
 
-The machine is shared (2 cores, other jobs running): the worker ratios are measured in the same run,
-and timings are not asserted.
+The worker ratios are measured in the same run (the load average is printed at the end), and
+timings are not asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -187,7 +188,7 @@ def main():
             print(proj.to_string(index=False))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("\n(machine shared with other helpers: 2 cores, loaded; ratios measured in the same run; nothing asserted)")
+    print(f"\n({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end; ratios measured in the same run; nothing asserted)")
 
 
 if __name__ == "__main__":
