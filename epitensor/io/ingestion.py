@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import zarr
 
+from ..chunks import ChunkFiles
 from ..exceptions import DataError, EpitensorError, GenomeError, LabelError, SchemaError
 from ..genome import Genome
 from ..store import (
@@ -371,24 +372,29 @@ def _ingest_chunk(store: str, shape: tuple, piece: dict, lo_bin: int, hi_bin: in
     values = read_bins(p.local, p.file_contig, length, lo_bin, hi_bin, bin_size=bin_size, transform=p.transform, check=p.check)
     out = np.full(chunk_end - (first_pos + lo_bin), np.nan, dtype=np.float32)
     out[: values.shape[0]] = values
-    _signal_array(store, shape)[p.b, p.a, first_pos + lo_bin : chunk_end] = out
+    arr, files = _signal_array(store, shape)
+    if files is not None:  # the whole chunk, written in this thread (see epitensor.chunks)
+        files.write(p.b, p.a, (first_pos + lo_bin) // files.chunk, out)
+    else:
+        arr[p.b, p.a, first_pos + lo_bin : chunk_end] = out
     return hi_bin - lo_bin
 
 
-_ARRAYS: dict[tuple, zarr.Array] = {}
+_ARRAYS: dict[tuple, tuple[zarr.Array, ChunkFiles | None]] = {}
 
 
-def _signal_array(store: str, shape: tuple) -> zarr.Array:
-    """The store's ``signal`` array, opened once per worker process (opening costs as much as a write)."""
+def _signal_array(store: str, shape: tuple) -> tuple[zarr.Array, ChunkFiles | None]:
+    """The store's ``signal`` array and its chunk files, opened once per worker process (opening
+    costs as much as a write)."""
     key = (store, tuple(shape))
-    arr = _ARRAYS.get(key)
-    if arr is None:
+    found = _ARRAYS.get(key)
+    if found is None:
         arr = zarr.open_array(store, path="signal", mode="r+")
         if tuple(arr.shape) != tuple(shape):
             raise SchemaError(f"store {store} changed while ingesting: signal has shape {arr.shape}, expected {shape}")
         _ARRAYS.clear()  # keep one store's array per process
-        _ARRAYS[key] = arr
-    return arr
+        found = _ARRAYS[key] = (arr, ChunkFiles.open(store, "signal"))
+    return found
 
 
 def _chunks_of(piece: Piece, genome: Genome):
