@@ -207,7 +207,7 @@ def main() -> None:
             ref = run_child("reference", workdir, 1, [contig], "long.tsv")
             ours = run_child("threads", workdir, 1, [contig], "long.tsv")
             print(f"{contig:12s} {size:6.1f} {ref['peak_mb']:10.1f} {ours['peak_mb']:15.1f}")
-        print(f"\ntotal {time.perf_counter() - t0:.0f} s; machine: {os.cpu_count()} cores, shared with other jobs (load {os.getloadavg()[0]:.1f})")
+        print(f"\ntotal {time.perf_counter() - t0:.0f} s; machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def main(argv=None):
           f"(all observed); add {NEW} from {NEW}.{args.track}; evaluate on {NEW}'s {', '.join(others)}. preset "
           f"{args.preset!r}, {args.epochs} epochs (first model, retrain), {args.add_epochs} epochs (freeze, fine-tune); "
           f"torch {torch.__version__}, {args.threads} thread(s), load average {os.getloadavg()[0]:.2f} on "
-          f"{os.cpu_count()} cores (machine shared with other jobs)", flush=True)
+          f"{os.cpu_count()} cores", flush=True)
 
     truth = ds.signal.sel(biosample=NEW).epi.region(region)
     truth = {a: truth.sel(assay=a).values for a in others}

@@ -18,6 +18,7 @@ skipped when absent). Prints a table; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -117,7 +118,7 @@ def main():
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
         print(table.drop(columns=[c for c in ("fit_seconds", "impute_seconds", "blocks") if c in table]).to_string(index=False))
-    print(f"(machine shared with other jobs; {args.workers} LocalCluster workers x 1 thread; epochs per stage: synthetic "
+    print(f"(load average {os.getloadavg()[0]:.1f}; {args.workers} LocalCluster workers x 1 thread; epochs per stage: synthetic "
           f"{args.synthetic_epochs}, Roadmap {args.epochs})")
 
 
