@@ -111,10 +111,11 @@ def ingest(
         Parallel tasks for the local schedulers (default: dask's default, the number of cores).
     scheduler : {"threads", "processes", "sync"} or None
         Local Dask scheduler. Default: the active ``distributed.Client`` if there is one, else
-        ``"threads"``. Threads share one interpreter, and zarr's Python-level write path holds
-        the GIL, so on this 2-core machine 2 threads were no faster than 1; ``"processes"`` went
-        from 1 to 2 workers 1.6x faster on 432 Mb of tracks (``benchmarks/bench_ingest.py``) but
-        takes a second or two to start: use it, or a ``distributed`` cluster, for large ingests.
+        ``"threads"``. A chunk is read (zlib, numpy) and written (blosc, file I/O) in the task's
+        own thread, mostly outside the GIL, so threads scale: on 2 cores, 2 threads ingested 432 Mb
+        of tracks 1.55x faster than 1 (``benchmarks/bench_ingest.py``). ``"processes"`` or a
+        ``distributed`` cluster take a second or two to start and add per-task overhead; use
+        them to spread work over machines.
     client : distributed.Client, optional
         Run the tasks on this cluster (workers must see the same file system).
     transform : {"arcsinh", "none"}, optional
