@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import zarr
 
+from ..chunks import ChunkFiles
 from ..exceptions import ModelError
 from ..model.config import AvocadoConfig
 from ..model.model import resolve_device
@@ -115,12 +116,36 @@ def _worker_device(device):
     return resolve_device("auto" if device in (None, "auto") else device)
 
 
-def _read(root: zarr.Group, variable: str, pairs: np.ndarray, block: Block) -> np.ndarray:
+def _read(root: zarr.Group, path, variable: str, pairs: np.ndarray, block: Block) -> np.ndarray:
+    files = ChunkFiles.open(path, variable)  # chunk files read in this thread; zarr otherwise
     arr = root[variable]
     out = np.empty((len(pairs), block.n_positions), dtype=np.float32)
     for i, (b, a) in enumerate(pairs):
-        out[i] = arr[int(b), int(a), block.first : block.end]
+        if files is not None:
+            out[i] = files.read(int(b), int(a), block.first, block.end)
+        else:
+            out[i] = arr[int(b), int(a), block.first : block.end]
     return out
+
+
+class _TrackOutput:
+    """Writes one block of tracks of a variable: whole chunks as chunk files, anything else through zarr."""
+
+    def __init__(self, root: zarr.Group, path, variable: str, block: Block):
+        self.arr, self.block = root[variable], block
+        files = ChunkFiles.open(path, variable)
+        whole = files is not None and block.first % files.chunk == 0 and (block.end % files.chunk == 0 or block.end == files.length)
+        self.files = files if whole else None
+
+    def write(self, b: int, a: int, values: np.ndarray) -> None:
+        first, end = self.block.first, self.block.end
+        if self.files is None:
+            self.arr[b, a, first:end] = values
+            return
+        size = self.files.chunk
+        for k in range(first // size, -(-end // size)):
+            lo, hi = k * size, min((k + 1) * size, end)
+            self.files.write(b, a, k, values[lo - first : hi - first])
 
 
 def _average_activity(values: np.ndarray, track_assay: np.ndarray, assays: np.ndarray, config) -> np.ndarray:
@@ -144,7 +169,7 @@ def fit_block(frozen: FrozenModel, path, block: Block, settings: dict) -> dict:
     device = _worker_device(settings.get("device"))
     seed = block.seed(settings["seed"])
     root = zarr.open_group(str(path), mode="r+")
-    raw = _read(root, "signal", frozen.training_store, block)
+    raw = _read(root, path, "signal", frozen.training_store, block)
     track_b, track_a = frozen.training_model[:, 0], frozen.training_model[:, 1]
     values = raw - leave_one_out_mean(raw, track_a, frozen.n_assays) if config.residual and np.isfinite(raw).all() else raw
     positions = block.positions()
@@ -191,10 +216,10 @@ def impute_block(frozen: FrozenModel, path, block: Block, settings: dict, *, mod
     r = [torch.as_tensor(x, device=device) for x in rows.rows(positions)]
     w = config.baseline_weight
     if config.residual or w > 0:
-        raw = raw if raw is not None else _read(root, "signal", frozen.training_store, block)
+        raw = raw if raw is not None else _read(root, path, "signal", frozen.training_store, block)
         uniq, inv = np.unique(model_pairs[:, 1], return_inverse=True)
         average = _average_activity(raw, frozen.training_model[:, 1], uniq, config)
-    arr = root["imputed"]
+    output = _TrackOutput(root, path, "imputed", block)
     step = max(1, PIECE_VALUES // max(block.n_positions, 1))
     for s in range(0, len(model_pairs), step):
         bi = torch.as_tensor(model_pairs[s : s + step, 0], device=device)
@@ -203,7 +228,7 @@ def impute_block(frozen: FrozenModel, path, block: Block, settings: dict, *, mod
         if config.residual or w > 0:  # as Avocado.predict: shrink toward / add the average activity
             pred = combine_with_average(pred, average[inv[s : s + step]], config)
         for (b, a), values in zip(store_pairs[s : s + step], pred):
-            arr[int(b), int(a), block.first : block.end] = values
+            output.write(int(b), int(a), values)
     seconds = time.perf_counter() - start
     n = len(model_pairs) * block.n_positions
     key = settings["impute_key"]
