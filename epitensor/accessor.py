@@ -67,9 +67,9 @@ class _EpiBase:
 
         When this object is a store variable that has only been indexed since
         :func:`epitensor.open_dataset` (``ds.signal.sel(biosample=..., assay=...)``), the bins are
-        read from the store with one zarr call, skipping dask's graph and scheduler, which cost
-        more than the read itself for a region of a few tracks. Anything else is loaded through
-        dask. Use :meth:`region` to stay lazy (large selections, many tracks, Dask clusters).
+        read from the store's chunk files in this thread (:mod:`epitensor.direct`), skipping dask's
+        graph and scheduler, which cost more than the read itself for a region of a few tracks.
+        Anything else is loaded through dask. Use :meth:`region` to stay lazy (large selections, many tracks, Dask clusters).
 
         Parameters
         ----------

@@ -58,15 +58,15 @@ class ChunkFiles:
     @classmethod
     def open(cls, store, variable: str) -> ChunkFiles | None:
         """Chunk files of ``store/variable``, or None when zarr must do the I/O."""
-        folder = Path(os.fspath(store)) / variable
+        root = Path(os.fspath(store))
         try:
-            array = zarr.open_array(str(Path(os.fspath(store))), path=variable, mode="r")
+            array = zarr.open_array(str(root), path=variable, mode="r")
         except Exception:  # not there, not an array: the caller's zarr path reports it
             return None
         meta = array.metadata
         codecs = getattr(meta, "codecs", ())
         if (
-            array.metadata.zarr_format != 3
+            meta.zarr_format != 3
             or sys.byteorder != "little"
             or array.dtype != np.float32
             or len(array.shape) != 3
@@ -82,7 +82,7 @@ class ChunkFiles:
         blosc = codecs[1]
         config = {"cname": blosc.cname.value, "clevel": blosc.clevel, "shuffle": _SHUFFLE[blosc.shuffle.value],
                   "blocksize": blosc.blocksize, "typesize": blosc.typesize}
-        return cls(folder, array, numcodecs.Blosc.from_config(config))
+        return cls(root / variable, array, numcodecs.Blosc.from_config(config))
 
     def _path(self, b: int, a: int, k: int) -> Path:
         return self.folder / self.array.metadata.encode_chunk_key((b, a, k))

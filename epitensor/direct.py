@@ -1,4 +1,4 @@
-"""Reading a region of a store variable straight from zarr, without building a dask graph.
+"""Reading a region of a store variable straight from the store, without building a dask graph.
 
 A DataArray that is a store variable and has only been indexed since it was opened
 (``ds.signal.sel(biosample="HepG2", assay="H3K27ac")``) holds exactly the values on disk. For a

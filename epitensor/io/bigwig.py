@@ -12,7 +12,6 @@ File handles are opened inside each task and never stored on picklable objects.
 
 from __future__ import annotations
 
-import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,6 @@ import numpy as np
 from ..exceptions import DataError, GenomeError
 from ..genome import Genome
 from .bigwig_blocks import BigWigBlocks
-
-_MAGIC = 0x888FFC26
 
 
 @dataclass(frozen=True)
@@ -97,20 +94,11 @@ def inspect_bigwig(path) -> BigWigInfo:
 
 
 def _summary_is_finite(path) -> bool | None:
-    with open(path, "rb") as fh:
-        head = fh.read(64)
-        if len(head) < 64:
-            return None
-        order = "<" if struct.unpack("<I", head[:4])[0] == _MAGIC else ">"
-        (offset,) = struct.unpack(order + "Q", head[44:52])
-        if offset == 0:
-            return None
-        fh.seek(offset)
-        block = fh.read(40)
-    if len(block) < 40:
+    try:
+        with BigWigBlocks(path) as blocks:
+            return blocks.summary_is_finite()
+    except (ValueError, OSError):  # truncated or unreadable header: no proof either way
         return None
-    _, lo, hi, total, squares = struct.unpack(order + "Q4d", block)
-    return bool(np.isfinite([lo, hi, total, squares]).all())
 
 
 def find_non_finite(path) -> tuple[str, int, float] | None:

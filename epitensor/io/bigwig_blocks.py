@@ -5,12 +5,12 @@ signal track stores one interval per few tens of bases, so most of that work is 
 module reads the file the way the format lays it out (UCSC bigWig specification, Kent et al.
 2010): the chromosome B+ tree gives the contig's id, the R-tree index gives the data blocks that
 overlap a region, and each (zlib-compressed) block holds one section of bedGraph, variableStep or
-fixedStep items, decoded with :func:`numpy.frombuffer`. Bin means then come from the running
-integral of the piecewise-constant signal at the bin edges, with no per-base array at all.
+fixedStep items, decoded with :func:`numpy.frombuffer`. Bin sums then come from weighted
+bincounts over the items (see :func:`_bin_sums`), with no per-base array at all.
 
 The numbers equal ``pyBigWig.values`` -> NaN to 0 -> 25 bp means (tested on the real files of
 ``../shared/data/bigwig``); files this reader cannot take (overlapping intervals, an unknown
-section type) make :func:`read_interval_bins` return None and the caller falls back to pyBigWig.
+section type) make :meth:`BigWigBlocks.bin_sums` return None and the caller falls back to pyBigWig.
 """
 
 from __future__ import annotations
@@ -88,7 +88,19 @@ class BigWigBlocks:
             ("auto_sql", f"{e}u8"), ("total_summary", f"{e}u8"), ("uncompress_buf", f"{e}u4"), ("extension", f"{e}u8"),
         ]), count=1)[0]
         self._chrom_tree, self._index = int(header["chrom_tree"]), int(header["index"])
+        self._total_summary = int(header["total_summary"])
         self._compressed = int(header["uncompress_buf"]) > 0
+
+    def summary_is_finite(self) -> bool | None:
+        """Whether the file's total summary (min, max, sum, sum of squares) is finite, which
+        proves every value is; None when the file has no total summary."""
+        if self._total_summary == 0:
+            return None
+        e = self._e
+        summary = np.frombuffer(self._read(self._total_summary, 40), dtype=np.dtype([
+            ("bases", f"{e}u8"), ("min", f"{e}f8"), ("max", f"{e}f8"), ("sum", f"{e}f8"), ("squares", f"{e}f8"),
+        ]), count=1)[0]
+        return bool(np.isfinite([summary["min"], summary["max"], summary["sum"], summary["squares"]]).all())
 
     def _read_chrom_tree(self) -> dict[str, tuple[int, int]]:
         """Contig name -> (id, length), from the chromosome B+ tree."""
