@@ -1,7 +1,8 @@
 """The ``.epi`` accessor on xarray Datasets and DataArrays.
 
 Accessors are stateless (xarray rebuilds them after every operation): everything they need lives
-in the object's attributes (the genome) and coordinates (labels, ``observed``, ``position``).
+in the object's coordinates: labels, ``observed``, and ``position``, whose index carries the genome
+(:mod:`epitensor.genome_index`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .exceptions import RegionError, SchemaError
+from .exceptions import SchemaError
 from .genome import Genome
-from .regions import Region, as_regions, region_bins
+from .genome_index import attach, genome_index, held_contigs
+from .regions import as_regions
 
 
 class _EpiBase:
@@ -22,16 +24,20 @@ class _EpiBase:
     # ------------------------------------------------------------------ layout
     @property
     def genome(self) -> Genome:
-        """The :class:`~epitensor.Genome` recorded in the attributes."""
-        return Genome.from_attrs(self._obj.attrs)
+        """The :class:`~epitensor.Genome` of the ``position`` axis (from its index)."""
+        return genome_index(self._obj).genome
 
     def contigs(self) -> pd.DataFrame:
-        """Contig table: ``length``, ``n_bins`` and ``first_bin`` per contig."""
-        return self.genome.contig_table()
+        """Contigs this object holds bins of: ``length``, ``first_bin`` and the bp range held
+        (``start``, ``end``) with its ``n_bins``."""
+        return held_contigs(genome_index(self._obj))
 
     # ------------------------------------------------------------------ regions
     def region(self, region):
         """Select a genomic region lazily, with readable ``chrom``/``start``/``end`` coordinates.
+
+        The same as ``obj.sel(position=region)`` for a region string; this method also takes
+        tuples, :class:`~epitensor.regions.Region` objects and lists of regions.
 
         Parameters
         ----------
@@ -43,24 +49,26 @@ class _EpiBase:
         Returns
         -------
         Dataset or DataArray
-            With a ``position`` index (genome-wide bin numbers) and ``chrom``, ``start``, ``end``
-            coordinates along it. Nothing is computed: the cost is proportional to the region.
+            Indexed by genome-wide bin numbers along ``position`` (a
+            :class:`~epitensor.genome_index.GenomeIndex`), with ``chrom``, ``start``, ``end``
+            coordinates. Nothing is computed: the cost is proportional to the region.
 
         Raises
         ------
         RegionError
-            Malformed region, unknown contig, or an interval past the contig end.
+            Malformed region, unknown contig, an interval past the contig end, or a region that
+            this object (a selection) does not wholly hold.
 
         Examples
         --------
         >>> import epitensor as et
         >>> ds = et.datasets.synthetic(n_biosamples=3, n_assays=2, n_positions=8_000, seed=1)
         >>> da = ds.signal.epi.region("synthetic:1kb-2kb")
-        >>> da.sizes["position"], int(da.start[0]), da.chrom.item()
+        >>> da.sizes["position"], int(da.start[0]), str(da.chrom[0].item())
         (40, 1000, 'synthetic')
         """
-        genome = self.genome
-        return _join([self._select(r, genome) for r in as_regions(region, genome)])
+        obj = attach(self._obj)
+        return obj.isel(position=self._indexer(obj, region))
 
     def read(self, region):
         """Read a genomic region into memory: the same as ``.epi.region(region).load()``, faster.
@@ -96,44 +104,24 @@ class _EpiBase:
         >>> values.identical(track.epi.region("synthetic:1kb-2kb").load())
         True
         """
-        from .direct import store_source
+        from .direct import read_selection, store_source
 
-        source = store_source(self._obj) if isinstance(self._obj, xr.DataArray) else None
+        obj = attach(self._obj)
+        source = store_source(obj) if isinstance(obj, xr.DataArray) else None
         if source is None:
             return self.region(region).load()
-        genome = self.genome
-        return _join([self._read(r, genome, source) for r in as_regions(region, genome)])
+        indexer = self._indexer(obj, region)
+        if not isinstance(indexer, slice):
+            return obj.isel(position=indexer).load()
+        return read_selection(obj, source, indexer)
 
-    def _select(self, region: Region, genome: Genome):
-        lo, hi = self._bounds(region, genome)
-        obj = self._obj
-        if "position" in obj.indexes:
-            return obj.sel(position=slice(lo, hi - 1))
-        return obj.isel(position=slice(lo, hi)).assign_coords(_region_coords(region, genome, lo, hi))
-
-    def _read(self, region: Region, genome: Genome, source):
-        from .direct import read_store_bins
-
-        lo, hi = self._bounds(region, genome)
-        obj = self._obj
-        # plain (dims, values, attrs): xarray deep-copies the on-disk encoding of Variables given to it
-        coords = {k: (v.dims, v.values, v.attrs) for k, v in obj.coords.variables.items() if "position" not in v.dims and k != "chrom"}
-        coords.update(_region_coords(region, genome, lo, hi))
-        out = xr.DataArray(read_store_bins(obj, source, lo, hi), dims=obj.dims, coords=coords, name=obj.name, attrs=obj.attrs)
-        out.encoding = dict(obj.encoding)
-        return out
-
-    def _bounds(self, region: Region, genome: Genome) -> tuple[int, int]:
-        """Genome-wide bins ``[lo, hi)`` of ``region``, checked to lie inside this object."""
-        lo, hi = region_bins(region, genome)
-        if "position" in self._obj.indexes:
-            have = self._obj.indexes["position"]
-            if np.count_nonzero((have >= lo) & (have < hi)) != hi - lo:
-                raise RegionError(
-                    f"region {region} is not wholly inside this selection, which covers positions "
-                    f"{have.min():,}-{have.max():,}; select from the full dataset instead"
-                )
-        return lo, hi
+    @staticmethod
+    def _indexer(obj, region):
+        index = genome_index(obj)
+        parts = [index.region_bins(r) for r in as_regions(region, index.genome)]
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate([np.arange(p.start, p.stop) if isinstance(p, slice) else p for p in parts])
 
     # ------------------------------------------------------------------ tracks
     def tracks(self, which: str = "observed") -> pd.DataFrame:
@@ -225,24 +213,6 @@ class _EpiBase:
             f"  variables  : {', '.join(map(str, variables))}",
         ]
         return "\n".join(lines)
-
-
-def _region_coords(region: Region, genome: Genome, lo: int, hi: int) -> dict:
-    """``position``, ``chrom``, ``start`` and ``end`` coordinates of bins ``[lo, hi)`` of ``region``."""
-    first, _ = genome.contig_bins(region.contig)
-    pos = np.arange(lo, hi, dtype=np.int64)
-    start = (pos - first) * genome.bin_size
-    end = np.minimum(start + genome.bin_size, genome.length(region.contig))
-    # chrom is a scalar coordinate (cheap); _join of several regions spreads it along position
-    return {"position": pos, "chrom": region.contig, "start": ("position", start), "end": ("position", end)}
-
-
-def _join(parts):
-    """One region as it is; several concatenated along ``position`` with ``chrom`` along it."""
-    if len(parts) == 1:
-        return parts[0]
-    parts = [p.assign_coords(chrom=("position", np.full(p.sizes["position"], p.chrom.item()))) for p in parts]
-    return xr.concat(parts, dim="position")
 
 
 def _head(labels, n: int = 5) -> str:

@@ -1,12 +1,26 @@
-"""Reading a region of a store variable straight from the store, without building a dask graph.
+"""The one place that decides how tracks are read: straight from the store's chunks, or through xarray.
 
 A DataArray that is a store variable and has only been indexed since it was opened
-(``ds.signal.sel(biosample="HepG2", assay="H3K27ac")``) holds exactly the values on disk. For a
-small read, such as 1 Mb of a few tracks while browsing, dask's graph optimisation and scheduler
-take longer than the read itself. :func:`store_source` recognises such arrays from their dask
-graph, and :func:`read_store_bins` reads their chunk files in the calling thread
-(:mod:`epitensor.chunks`; through zarr for other layouts). Anything else (arithmetic,
-transposes, in-memory data) is read through dask as usual by the caller.
+(``ds.signal.sel(biosample="HepG2", assay="H3K27ac")``, ``ds.sortby("assay").signal``) holds
+exactly the values on disk. For a small read, such as 1 Mb of a few tracks while browsing, or the
+training tracks of a model, dask's graph and scheduler take longer than the read itself.
+:func:`store_source` proves that an object is such a selection: its dask graph holds nothing but
+the opened array and indexing, and its ``biosample``/``assay``/``position`` indexes still label
+the store's rows (:class:`~epitensor.genome_index.LabelIndex`,
+:class:`~epitensor.genome_index.GenomeIndex`). Then the rows are found in the store BY NAME (labels
+and genome-wide bin numbers, never the object's row numbers) and read from the chunk files in the
+calling thread (:mod:`epitensor.chunks`; through zarr for other layouts). Anything else
+(arithmetic, new labels, in-memory data, concatenations) is read through xarray, by label.
+
+Examples
+--------
+>>> import epitensor as et
+>>> ds = et.datasets.synthetic(n_biosamples=3, n_assays=2, n_positions=8_000, seed=1)
+>>> pairs = [("B02", "H3K27me3"), ("B00", "H3K4me3")]
+>>> fast = read_tracks(ds.sortby("assay").signal, pairs, range(100, 200))
+>>> slow = read_tracks(ds.signal + 0, pairs, range(100, 200))
+>>> bool((fast == slow).all()), fast.shape
+(True, (2, 100))
 """
 
 from __future__ import annotations
@@ -20,6 +34,8 @@ import xarray as xr
 import zarr
 
 from .chunks import ChunkFiles
+from .exceptions import LabelError, RegionError
+from .genome_index import from_store, genome_index
 from .store import label_index
 
 TRACK_DIMS = ("biosample", "assay", "position")
@@ -43,6 +59,8 @@ def store_source(da: xr.DataArray) -> tuple[Path, str] | None:
         return None
     if list(da.dims) != [d for d in TRACK_DIMS if d in da.dims] or any(d not in da.coords for d in TRACK_DIMS[:2]):
         return None
+    if not all(from_store(da, dim, str(source)) for dim in TRACK_DIMS):
+        return None  # labels or positions given anew: they no longer name the store's rows
     extra = [k for k, v in da.coords.variables.items() if "position" in v.dims and k not in ("position", "chrom", "start", "end")]
     if extra:  # coordinates a user attached along position: let xarray carry them
         return None
@@ -50,32 +68,125 @@ def store_source(da: xr.DataArray) -> tuple[Path, str] | None:
     return Path(source), variable
 
 
-def _open(store: Path, variable: str) -> tuple[zarr.Array, ChunkFiles | None, pd.Index, pd.Index]:
-    """The zarr array, its chunk files and the store's labels, cached until the array's metadata changes."""
+def _open(store: Path, variable: str) -> tuple[zarr.Array, ChunkFiles | None, pd.Index, pd.Index, pd.Index]:
+    """The zarr array, its chunk files, the store's labels and its positions (genome-wide bins of
+    its position axis), cached until the array's metadata changes."""
     key = (os.fspath(store), variable)
     stamp = os.stat(store / variable / "zarr.json").st_mtime_ns  # add_labels rewrites it
     hit = _cache.get(key)
     if hit is None or hit[0] != stamp:
         root = zarr.open_group(key[0], mode="r")
         labels = [pd.Index(np.asarray(root[dim][:], dtype=object)) for dim in TRACK_DIMS[:2]]
-        hit = _cache[key] = (stamp, root[variable], ChunkFiles.open(store, variable), *labels)
+        n = root[variable].shape[2]
+        positions = pd.Index(np.asarray(root["position"][:], dtype=np.int64)) if "position" in root else pd.RangeIndex(n)
+        hit = _cache[key] = (stamp, root[variable], ChunkFiles.open(store, variable), *labels, positions)
     return hit[1:]
 
 
-def read_store_bins(da: xr.DataArray, source: tuple[Path, str], lo: int, hi: int) -> np.ndarray:
-    """Values of ``da`` at genome-wide positions ``[lo, hi)``, shaped like ``da`` along them."""
-    array, files, biosamples, assays = _open(*source)
-    index = []
-    for dim, labels in zip(TRACK_DIMS[:2], (biosamples, assays)):
-        wanted = da.coords.variables[dim].values
-        if wanted.ndim == 0 and labels.is_unique and wanted.item() in labels:
-            index.append(labels.get_loc(wanted.item()))  # the common case, one track: no array work
-        else:
-            found = label_index(labels, np.atleast_1d(wanted).tolist(), dim)
-            index.append(int(found[0]) if wanted.ndim == 0 else found)
+def _rows(labels: pd.Index, wanted, kind: str):
+    """Store rows of ``wanted`` labels (an int for a scalar label, an array otherwise)."""
+    wanted = np.asarray(wanted, dtype=object)
+    if wanted.ndim == 0 and labels.is_unique and wanted.item() in labels:
+        return labels.get_loc(wanted.item())  # the common case, one track: no array work
+    found = label_index(labels, np.atleast_1d(wanted).tolist(), kind)
+    return int(found[0]) if wanted.ndim == 0 else found
+
+
+def _store_window(store_positions: pd.Index, positions: pd.Index) -> tuple[int, int] | None:
+    """Store rows ``[lo, hi)`` holding genome-wide bins ``positions`` in order, or None."""
+    if not len(positions):
+        return (0, 0)
+    if isinstance(store_positions, pd.RangeIndex) and store_positions.step == 1:
+        lo = int(positions[0]) - store_positions.start
+        if lo < 0 or int(positions[-1]) >= store_positions.stop:
+            return None
+        contiguous = isinstance(positions, pd.RangeIndex) and positions.step == 1
+        if contiguous or (np.diff(positions.to_numpy()) == 1).all():
+            return lo, lo + len(positions)
+        return None
+    rows = store_positions.get_indexer(positions)
+    if (rows < 0).any() or (len(rows) > 1 and (np.diff(rows) != 1).any()):
+        return None
+    return int(rows[0]), int(rows[-1]) + 1
+
+
+def _read_rows(source, b_rows, a_rows, lo: int, hi: int) -> np.ndarray:
+    array, files, *_ = _open(*source)
     if files is not None:  # chunk files read in this thread (see epitensor.chunks)
-        b_idx, a_idx = (np.atleast_1d(i) for i in index)
-        values = np.stack([np.stack([files.read(int(b), int(a), lo, hi) for a in a_idx]) for b in b_idx])
-    else:
-        values = array.oindex[np.atleast_1d(index[0]), np.atleast_1d(index[1]), lo:hi]
-    return values[tuple(0 if isinstance(i, int) else slice(None) for i in index)]
+        return np.stack([np.stack([files.read(int(b), int(a), lo, hi) for a in a_rows]) for b in b_rows])
+    return array.oindex[np.asarray(b_rows), np.asarray(a_rows), lo:hi]
+
+
+def read_selection(da: xr.DataArray, source: tuple[Path, str], window: slice) -> xr.DataArray:
+    """``da.isel(position=window)`` in memory, read from the store by labels and bin numbers."""
+    part = da.isel(position=window)
+    _, _, biosamples, assays, store_positions = _open(*source)
+    rows = [_rows(labels, part.coords[dim].values, dim) for dim, labels in zip(TRACK_DIMS[:2], (biosamples, assays))]
+    span = _store_window(store_positions, genome_index(part).index)
+    if span is None:
+        return part.load()
+    values = _read_rows(source, np.atleast_1d(rows[0]), np.atleast_1d(rows[1]), *span)
+    values = values[tuple(0 if np.ndim(i) == 0 else slice(None) for i in rows)]
+    return part.copy(deep=False, data=values)
+
+
+def read_tracks(da: xr.DataArray, pairs, positions) -> np.ndarray:
+    """Values of track variable ``da`` for (biosample, assay) ``pairs`` at genome-wide ``positions``.
+
+    Reads by label: each pair's biosample and assay labels and each genome-wide bin number are
+    looked up in ``da``'s coordinates (the store's chunks when ``da`` is an unmodified selection of
+    a store, :func:`store_source`; ``da`` itself through xarray otherwise).
+
+    Parameters
+    ----------
+    da : DataArray
+        A ``(biosample, assay, position)`` track variable (``ds.signal``), any selection or result.
+    pairs : list of (str, str)
+        Tracks to read.
+    positions : array-like of int
+        Genome-wide bin numbers; ``da`` must hold every one of them.
+
+    Returns
+    -------
+    ndarray
+        float32, shape ``(len(pairs), len(positions))``.
+
+    Raises
+    ------
+    LabelError
+        A label ``da`` does not hold.
+    RegionError
+        A position ``da`` does not hold.
+    """
+    pairs = [(str(b), str(a)) for b, a in pairs]
+    positions = pd.Index(np.asarray(positions, dtype=np.int64))
+    out = np.empty((len(pairs), len(positions)), dtype=np.float32)
+    if not pairs or not len(positions):
+        return out
+    held = genome_index(da).index
+    missing = positions[held.get_indexer(positions) < 0] if not held.equals(positions) else positions[:0]
+    if len(missing):
+        raise RegionError(f"{len(missing):,} of the {len(positions):,} positions asked for (first: bin {missing[0]:,}) "
+                          "are not in this dataset's position axis; select a region it holds")
+    for dim, wanted in (("biosample", {b for b, _ in pairs}), ("assay", {a for _, a in pairs})):
+        have = pd.Index(np.atleast_1d(da.coords[dim].values).astype(object))
+        label_index(have, sorted(wanted), dim)
+    source = store_source(da)
+    if source is not None:
+        _, _, biosamples, assays, store_positions = _open(*source)
+        span = _store_window(store_positions, positions)
+        for i, (b, a) in enumerate(pairs):
+            bi, ai = _rows(biosamples, b, "biosample"), _rows(assays, a, "assay")
+            if span is not None:
+                out[i] = _read_rows(source, [bi], [ai], *span)[0, 0]
+            else:
+                array = _open(*source)[0]
+                out[i] = array.oindex[bi, ai, store_positions.get_indexer(positions)]
+        return out
+    b_sel = xr.DataArray([b for b, _ in pairs], dims="track")
+    a_sel = xr.DataArray([a for _, a in pairs], dims="track")
+    try:
+        picked = da.sel(biosample=b_sel, assay=a_sel, position=positions.to_numpy())
+    except KeyError as err:
+        raise LabelError(f"cannot select the tracks {pairs[:5]} from this dataset: {err}") from None
+    return np.asarray(picked.transpose("track", "position").values, dtype=np.float32)

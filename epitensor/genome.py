@@ -256,8 +256,7 @@ class Genome:
             )
         contigs = attrs["contigs"]
         lengths = attrs["contig_lengths"]
-        if isinstance(contigs, str):  # attributes written by netCDF-like writers
-            contigs, lengths = json.loads(contigs), json.loads(lengths)
+        contigs, lengths = _attr_list(contigs), [int(n) for n in _attr_list(lengths)]
         return cls(attrs["assembly"], contigs, lengths, int(attrs["bin_size"]), int(attrs["chunk_bins"]))
 
     def check_same(self, other: Genome, what: str = "genomes") -> None:
@@ -275,3 +274,11 @@ class Genome:
             f"{what} differ in layout: bin_size {self.bin_size} vs {other.bin_size}, "
             f"chunk_bins {self.chunk_bins} vs {other.chunk_bins}"
         )
+
+
+def _attr_list(value) -> list:
+    """A list attribute as written by zarr (a list), netCDF (an array, or a bare string or number
+    when it held one item) or an older writer (a JSON string)."""
+    if isinstance(value, str):
+        return json.loads(value) if value.startswith("[") else [value]
+    return np.atleast_1d(value).tolist()

@@ -29,6 +29,7 @@ import zarr
 from .allocator import keep_freed_memory
 from .exceptions import DataError, LabelError, SchemaError, StoreNotFoundError
 from .genome import Genome
+from .genome_index import LabelIndex, genome_index, with_genome_index
 
 SCHEMA_VERSION = 1
 #: Variables laid out along the genome-wide position axis, stored in (1, 1, chunk_bins) chunks.
@@ -177,7 +178,8 @@ def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = Fa
         fill_value=np.nan,
         dimension_names=("biosample", "assay", "position"),
         compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
-        attributes={"long_name": long_name or name},
+        # the genome on the array too: xr.open_zarr(store).signal then carries it (see genome_index)
+        attributes={"long_name": long_name or name, **_genome_attrs(attrs)},
     )
     return arr
 
@@ -373,7 +375,20 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
             ds.variables[name].encoding["source"] = str(path)  # lets .epi.read go straight to zarr
     ds.attrs["source"] = str(path)
     validate(ds)
-    return ds
+    return _index_store(ds, str(path))
+
+
+def _index_store(ds: xr.Dataset, source: str) -> xr.Dataset:
+    """Attach the indexes that carry the genome and remember the store: a
+    :class:`~epitensor.genome_index.GenomeIndex` on ``position`` (every bin of the genome for a
+    store made by epitensor, the saved bin numbers for a subset saved by xarray) and
+    :class:`~epitensor.genome_index.LabelIndex` on the labels."""
+    for dim in ("biosample", "assay"):
+        ds = ds.drop_indexes(dim).set_xindex(dim, LabelIndex, source=source)
+    if "position" not in ds.dims:
+        return ds
+    index = genome_index(ds)
+    return with_genome_index(ds, index.genome, None if "position" not in ds.coords else index.index, source)
 
 
 def _open_zarr(path, **kwargs) -> xr.Dataset:
@@ -431,16 +446,16 @@ def _schema_problems(ds) -> list[str]:
     elif ds["observed"].dims != ("biosample", "assay") or ds["observed"].dtype != bool:
         problems.append(f"observed must be bool with dims (biosample, assay), is {ds['observed'].dtype} {ds['observed'].dims}")
     try:
-        genome = Genome.from_attrs(ds.attrs)
+        Genome.from_attrs(ds.attrs)
     except Exception as err:
         return problems + [str(err)]
-    if "position" in sig.dims and sig.sizes["position"] != genome.n_positions:
-        problems.append(f"position axis has {sig.sizes['position']:,} bins but the contig table implies {genome.n_positions:,}")
+    if "position" in sig.dims:
+        try:
+            genome_index(ds)  # positions known: an index, saved bin numbers, or the whole axis
+        except SchemaError as err:
+            problems.append(str(err))
     if ds.attrs.get("transform") not in TRANSFORMS:
         problems.append(f"attribute 'transform' must be one of {TRANSFORMS}, is {ds.attrs.get('transform')!r}")
-    chunks = sig.encoding.get("chunks") or sig.encoding.get("preferred_chunks")
-    if isinstance(chunks, tuple) and tuple(chunks[:2]) != (1, 1):
-        problems.append(f"signal must be stored in (1, 1, L) chunks, is {chunks}")
     return problems
 
 

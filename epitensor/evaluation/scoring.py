@@ -10,6 +10,7 @@ import xarray as xr
 
 from ..exceptions import DataError, LabelError, SchemaError
 from ..genome import Genome
+from ..genome_index import GenomeIndex, attach, genome_index, with_genome_index
 from .annotations import TrackLayout, load_annotations, peak_labels, read_bed, track_layout
 from .metrics import (
     PEAK_METRICS,
@@ -35,16 +36,46 @@ def as_tracks(da: xr.DataArray, what: str) -> xr.DataArray:
     return da.transpose("biosample", "assay", "position")
 
 
-def _genome_of(*arrays) -> Genome:
-    for da in arrays:
-        if "contigs" in da.attrs:
-            return Genome.from_attrs(da.attrs)
-    raise SchemaError("neither array carries the genome attributes; select them from epitensor.open_dataset(...) variables")
+def _with_genome(da: xr.DataArray) -> xr.DataArray:
+    """``da`` with its genome index when it has a genome (see :func:`~epitensor.genome_index.attach`)."""
+    try:
+        return attach(da)
+    except SchemaError:
+        return da
+
+
+def _genome_layout(truth: xr.DataArray, imputed: xr.DataArray) -> tuple[Genome | None, np.ndarray | None]:
+    """The genome of the scored arrays (from the position index; None when neither has one) and
+    the genome-wide bins scored (None: the whole axis, which needs no per-position array)."""
+    for da in (truth, imputed):
+        try:
+            index = genome_index(da)
+        except SchemaError:
+            continue
+        whole = isinstance(index.index, pd.RangeIndex) and index.index.equals(pd.RangeIndex(index.genome.n_positions))
+        return index.genome, None if whole else index.index.to_numpy()
+    return None, None
+
+
+def _layout_without_genome(truth: xr.DataArray, annotations, eic_parity: bool, peaks) -> TrackLayout:
+    """Every bin scored, no regions: what an array without a genome can be scored on."""
+    needs = [name for name, asked in (("annotations (promoters, genes, enhancers, blacklist)", annotations is not None),
+                                       ("eic_parity", eic_parity), ("peaks", peaks is not None)) if asked]
+    if needs:
+        raise SchemaError(
+            f"{', '.join(needs)} need the genome of the arrays, and neither carries one (no position index or "
+            "genome attributes); score arrays selected from epitensor.open_dataset(...), or drop those options")
+    n = truth.sizes["position"]
+    return TrackLayout(np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64), {})
 
 
 def align_tracks(imputed: xr.DataArray, truth: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     """Align two track arrays on shared biosample/assay labels and genomic positions."""
-    imputed, truth = as_tracks(imputed, "imputed"), as_tracks(truth, "truth")
+    imputed, truth = (_with_genome(as_tracks(imputed, "imputed")), _with_genome(as_tracks(truth, "truth")))
+    genomes = [da.xindexes["position"] for da in (imputed, truth) if isinstance(da.xindexes.get("position"), GenomeIndex)]
+    if len(genomes) == 1:  # one array without a genome: label its positions with the other's genome
+        imputed, truth = (da if isinstance(da.xindexes.get("position"), GenomeIndex) or "position" not in da.indexes
+                          else with_genome_index(da, genomes[0].genome, da.indexes["position"]) for da in (imputed, truth))
     has_i, has_t = "position" in imputed.indexes, "position" in truth.indexes
     if has_i != has_t:
         src, dst = (imputed, truth) if has_i else (truth, imputed)
@@ -53,7 +84,9 @@ def align_tracks(imputed: xr.DataArray, truth: xr.DataArray) -> tuple[xr.DataArr
                 f"imputed has {imputed.sizes['position']:,} positions and truth {truth.sizes['position']:,}, and only one "
                 "has a position index; select the same region from both with .epi.region(...)"
             )
-        dst = dst.assign_coords(position=src["position"].values)
+        index = src.xindexes["position"]
+        dst = (with_genome_index(dst, index.genome, index.index) if isinstance(index, GenomeIndex)
+               else dst.assign_coords(position=src["position"].values))
         imputed, truth = (src, dst) if has_i else (dst, src)
     elif not has_i and imputed.sizes["position"] != truth.sizes["position"]:
         raise DataError(f"imputed has {imputed.sizes['position']:,} positions and truth {truth.sizes['position']:,}")
@@ -135,12 +168,14 @@ def evaluate(
     if peaks is not None and not any(m in PEAK_METRICS for m in wanted):
         wanted.update({m: m for m in PEAK_METRICS})
     imputed, truth = align_tracks(imputed, truth)
-    genome = _genome_of(truth, imputed)
+    genome, positions = _genome_layout(truth, imputed)
     ann = load_annotations(annotations, data_dir)
     if ann is None and (metrics is None or isinstance(metrics, str) and metrics in ("eic", "paper", "all")):
         wanted = {k: v for k, v in wanted.items() if v not in REGION_METRICS}  # skipped without annotations
-    positions = truth["position"].values if "position" in truth.indexes else None
-    layout = track_layout(genome, positions, ann, eic_parity=eic_parity)
+    if genome is None:
+        layout = _layout_without_genome(truth, ann, eic_parity, peaks)
+    else:
+        layout = track_layout(genome, positions, ann, eic_parity=eic_parity)
     if layout.select.size == 0:
         raise DataError("no bins left to score (outside every contig, blacklisted, or not chr1-22/X in eic_parity mode)")
     transform = np.sinh if eic_parity and truth.attrs.get("transform", "arcsinh") == "arcsinh" else None

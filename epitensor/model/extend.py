@@ -33,6 +33,7 @@ import xarray as xr
 from torch import nn
 from torch.nn import functional as F
 
+from ..direct import read_tracks
 from ..exceptions import LabelError, ModelError, StoreNotFoundError
 from ..genome import Genome
 from ..store import _open_group, add_labels, label_index, open_dataset, store_path, write_track
@@ -288,18 +289,11 @@ def _bring_into_model_store(model, source: xr.Dataset, new_b, new_a, pairs) -> x
 
 
 def _copy_tracks(source: xr.Dataset, path: Path, pairs, genome: Genome) -> None:
-    """Copy the ``signal`` of ``pairs`` from ``source`` into the store ``path``, contig by contig."""
-    try:
-        arr = _open_group(store_path(source))["signal"]
-    except StoreNotFoundError:
-        arr = None
-    sb, sa = source.biosample.values, source.assay.values
+    """Copy the ``signal`` of ``pairs`` from ``source`` (by label) into the store ``path``, contig by contig."""
     for b, a in pairs:
-        i, j = label_index(sb, b, "biosample")[0], label_index(sa, a, "assay")[0]
         for contig in genome.contigs:
             lo, hi = genome.contig_bins(contig)
-            values = arr[i, j, lo:hi] if arr is not None else source["signal"][i, j, lo:hi].values
-            write_track(path, b, a, values, contig)
+            write_track(path, b, a, read_tracks(source["signal"], [(b, a)], range(lo, hi))[0], contig)
 
 
 # ---------------------------------------------------------------------- training data

@@ -23,8 +23,10 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from ..direct import read_tracks
 from ..exceptions import DataError, ModelError
 from ..genome import Genome
+from ..genome_index import genome_index
 from ..regions import as_regions, region_bins
 from ..store import (
     _genome_attrs,
@@ -106,7 +108,7 @@ class Avocado:
         self.assays = store_a if assays is None else _as_list(assays)
         label_index(store_b, self.biosamples, "biosample")
         label_index(store_a, self.assays, "assay")
-        self.genome = Genome.from_attrs(self._ds.attrs)
+        self.genome = genome_index(self._ds).genome
         self.device = resolve_device(device)
         self.seed = seed
         self.history = pd.DataFrame()
@@ -138,36 +140,14 @@ class Avocado:
             raise ModelError("the model is not fitted yet; call model.fit(region=..., epochs=...) first")
 
     # ------------------------------------------------------------------ data
-    def _signal_array(self, variable="signal"):
-        """The zarr array of ``variable`` of the store, or None for an in-memory dataset."""
-        try:
-            return _open_group(store_path(self._ds))[variable]
-        except Exception:
-            return None
-
     def read_tracks(self, pairs, positions, variable: str = "signal") -> np.ndarray:
         """Values of ``variable`` for (biosample, assay) ``pairs`` at genome-wide ``positions``.
 
-        Returns float32, shape (len(pairs), len(positions)); read straight from zarr (only the
-        chunks that hold the positions).
+        Read by label from the dataset the model was given (see :func:`epitensor.direct.read_tracks`):
+        straight from the store's chunks when it is an unmodified selection of a store, through
+        xarray otherwise. Returns float32, shape (len(pairs), len(positions)).
         """
-        positions = np.asarray(positions, dtype=np.int64)
-        store_b = self._ds.biosample.values
-        store_a = self._ds.assay.values
-        arr = self._signal_array(variable)
-        out = np.empty((len(pairs), positions.size), dtype=np.float32)
-        lo, hi = (int(positions.min()), int(positions.max()) + 1) if positions.size else (0, 0)
-        contiguous = positions.size == hi - lo
-        for i, (b, a) in enumerate(pairs):
-            bi = label_index(store_b, b, "biosample")[0]
-            ai = label_index(store_a, a, "assay")[0]
-            if arr is None:
-                out[i] = self._ds[variable].isel(biosample=bi, assay=ai, position=positions).values
-            elif contiguous:
-                out[i] = arr[bi, ai, lo:hi]
-            else:
-                out[i] = arr.oindex[bi, ai, positions]
-        return out
+        return read_tracks(self._ds[variable], pairs, positions)
 
     def _training_pairs(self, tracks) -> list[tuple[str, str]]:
         obs = self._ds["observed"].sel(biosample=self.biosamples, assay=self.assays).values

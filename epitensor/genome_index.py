@@ -1,0 +1,406 @@
+"""The genome travels with the ``position`` coordinate: a custom xarray index.
+
+``position`` holds genome-wide bin numbers (the store's position axis: contigs laid end to end,
+each starting on a chunk boundary). :class:`GenomeIndex` is a :class:`xarray.indexes.PandasIndex`
+that also carries the :class:`~epitensor.Genome` (assembly, contig table, bin size), so that every
+xarray operation that keeps the ``position`` index keeps the genome true: ``isel``, ``sel``,
+``sortby``, ``concat``, ``where``, arithmetic, ``to_zarr``/``to_netcdf`` and reopening.
+Attributes cannot do this: xarray does not update them when it slices, and drops them in
+arithmetic.
+
+A genome-wide store is indexed by a :class:`pandas.RangeIndex`, so opening a 124-million-bin
+genome allocates nothing per position; slices stay ranges. Beside ``position`` the index lays out
+``chrom``, ``start`` and ``end`` (bp, 0-based half-open) as lazy coordinates: their values are
+computed only for the bins that are read or shown.
+
+Selection rules (the one rule for regions, stated once):
+
+* ``obj.sel(position="chr20:1,000,000-2,000,000")`` (or ``obj.epi.region(...)``, the same code) takes
+  every bin that overlaps the 0-based half-open base-pair interval. The region must lie wholly
+  inside the object.
+* ``obj.sel(position=slice(a, b))`` with bin numbers is label-inclusive, like every label slice in
+  xarray and pandas.
+
+The genome is written into the ``position`` variable's attributes (``epitensor_genome``, a JSON
+string, which netCDF and zarr both keep), so a subset saved by any xarray writer reopens with
+:func:`epitensor.open_dataset` holding exactly its own positions.
+
+Examples
+--------
+>>> import epitensor as et
+>>> ds = et.datasets.synthetic(n_biosamples=2, n_assays=2, n_positions=8_000, seed=0)
+>>> type(ds.xindexes["position"]).__name__
+'GenomeIndex'
+>>> part = ds.sel(position="synthetic:1kb-2kb")
+>>> part.sizes["position"], int(part.start[0]), str(part.chrom[0].item())
+(40, 1000, 'synthetic')
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from xarray.backends import BackendArray
+from xarray.core import indexing
+from xarray.indexes import PandasIndex
+
+from .exceptions import GenomeError, RegionError, SchemaError
+from .genome import Genome
+
+GENOME_ATTR = "epitensor_genome"
+#: Coordinates along ``position`` that the index lays out (besides ``position`` itself).
+LOCATION_COORDS = ("chrom", "start", "end")
+
+
+class GenomeIndex(PandasIndex):
+    """Index of genome-wide bin numbers that knows the genome they belong to.
+
+    Build it with :meth:`from_genome` (every bin of a genome) or :meth:`from_positions`; attach
+    it with :func:`with_genome_index`.
+    """
+
+    __slots__ = ("genome", "source")
+
+    def __init__(self, array, dim, coord_dtype=None, *, fastpath=False, genome: Genome | None = None,
+                 source: str | None = None):
+        super().__init__(array, dim, coord_dtype, fastpath=fastpath)
+        self.genome = genome
+        self.source = source  # the store whose position axis these bins are (see LabelIndex)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_genome(cls, genome: Genome, dim: str = "position", source: str | None = None) -> GenomeIndex:
+        """Every bin of ``genome``'s position axis (a range: nothing allocated per position)."""
+        return cls(pd.RangeIndex(genome.n_positions, name=dim), dim, np.dtype(np.int64), genome=genome,
+                   source=source)
+
+    @classmethod
+    def from_positions(cls, genome: Genome, positions, dim: str = "position", source: str | None = None) -> GenomeIndex:
+        """Genome-wide bin numbers ``positions`` of ``genome`` (checked to lie on its axis)."""
+        index = positions if isinstance(positions, pd.Index) else pd.Index(np.asarray(positions, dtype=np.int64))
+        if len(index) and (index.min() < 0 or index.max() >= genome.n_positions):
+            raise SchemaError(
+                f"positions {index.min():,}-{index.max():,} are not all on the position axis of genome "
+                f"{genome.assembly!r} (0-{genome.n_positions - 1:,}); were they written for another genome?"
+            )
+        return cls(_as_range_if_possible(index).rename(dim), dim, np.dtype(np.int64), genome=genome, source=source)
+
+    @classmethod
+    def from_variables(cls, variables, *, options):
+        """Used by ``set_xindex("position", GenomeIndex, genome=...)``; the genome comes from the
+        ``genome`` option or the variable's ``epitensor_genome`` attribute."""
+        name, var = next(iter(variables.items()))
+        genome = options.get("genome") or genome_from_attrs(var.attrs)
+        if genome is None:
+            raise SchemaError(f"coordinate {name!r} carries no genome; pass set_xindex(..., genome=Genome(...))")
+        return cls.from_positions(genome, np.asarray(var.values), dim=var.dims[0])
+
+    def _replace(self, index, dim=None, coord_dtype=None):
+        return type(self)(index, self.dim if dim is None else dim,
+                          self.coord_dtype if coord_dtype is None else coord_dtype,
+                          fastpath=True, genome=self.genome, source=self.source)
+
+    @classmethod
+    def concat(cls, indexes, dim, positions=None):
+        genomes = [idx.genome for idx in indexes]
+        for g in genomes[1:]:
+            genomes[0].check_same(g, "the pieces being concatenated along position have genomes that")
+        index = cls._concat_indexes(indexes, dim, positions)
+        return cls(_as_range_if_possible(index), dim, np.dtype(np.int64), genome=genomes[0] if genomes else None)
+
+    def join(self, other, how="inner"):
+        self._check_genome(other)
+        index = self.index.union(other.index) if how == "outer" else self.index.intersection(other.index)
+        return self._replace(_as_range_if_possible(pd.Index(index, dtype=np.int64)))
+
+    def reindex_like(self, other, method=None, tolerance=None):
+        self._check_genome(other)
+        return super().reindex_like(other, method, tolerance)
+
+    def equals(self, other, *, exclude=None):
+        if isinstance(other, GenomeIndex) and other.genome != self.genome:
+            return False
+        return super().equals(other, exclude=exclude)
+
+    def _check_genome(self, other):
+        if isinstance(other, GenomeIndex):
+            self.genome.check_same(other.genome, "the two objects' genomes")
+
+    # ------------------------------------------------------------------ variables
+    def create_variables(self, variables=None):
+        out = super().create_variables(variables)
+        var = out[self.index.name]
+        var.attrs = {**var.attrs, GENOME_ATTR: genome_to_json(self.genome),
+                     "long_name": "genome-wide bin", "units": f"{self.genome.bin_size} bp bins"}
+        return out
+
+    # ------------------------------------------------------------------ selection
+    def sel(self, labels, method=None, tolerance=None):
+        from .regions import Region, as_regions
+
+        (name, label), = labels.items()
+        if isinstance(label, str | Region):
+            bins = [self.region_bins(r) for r in as_regions(label, self.genome)]
+            indexer = np.concatenate(bins) if len(bins) > 1 else bins[0]
+            return indexing.IndexSelResult({self.dim: indexer})
+        return super().sel(labels, method=method, tolerance=tolerance)
+
+    def region_bins(self, region) -> slice | np.ndarray:
+        """Indexer (a slice when it can be) of the bins of ``region`` in this index.
+
+        Raises
+        ------
+        RegionError
+            When the region is not wholly inside the positions this index holds.
+        """
+        from .regions import region_bins
+
+        lo, hi = region_bins(region, self.genome)
+        index = self.index
+        if isinstance(index, pd.RangeIndex) and index.step == 1:
+            first = lo - index.start
+            if first >= 0 and hi <= index.stop:
+                return slice(first, hi - index.start)
+        elif index.is_monotonic_increasing:
+            a, b = index.searchsorted(lo), index.searchsorted(hi)
+            if b - a == hi - lo:
+                return slice(int(a), int(b))
+        else:
+            found = np.flatnonzero((index >= lo) & (index < hi))
+            if found.size == hi - lo and pd.Index(index[found]).is_unique:
+                return found
+        held = held_ranges(self)
+        raise RegionError(
+            f"region {region} is not wholly inside this selection, which holds {held}; select it from "
+            "the full dataset (et.open_dataset(store)) instead"
+        )
+
+    def __repr__(self):
+        return f"GenomeIndex({self.genome.assembly}, {len(self.index):,} bins, {held_ranges(self)})"
+
+    def _repr_inline_(self, max_width):
+        return f"GenomeIndex ({self.genome.assembly}, {self.genome.bin_size} bp bins)"
+
+
+class LabelIndex(PandasIndex):
+    """The ``biosample``/``assay`` index of a store opened by :func:`epitensor.open_dataset`.
+
+    An ordinary label index that remembers the store whose rows it labels. Selections, sorting and
+    renames keep it; any new labels (``assign_coords``, ``reindex`` with new names, ``concat``)
+    make a plain index. So the fast chunk readers (:mod:`epitensor.direct`) can prove that the
+    labels of an object still name the store's rows before they read those rows by name.
+    """
+
+    __slots__ = ("source",)
+
+    def __init__(self, array, dim, coord_dtype=None, *, fastpath=False, source: str | None = None):
+        super().__init__(array, dim, coord_dtype, fastpath=fastpath)
+        self.source = source
+
+    @classmethod
+    def from_variables(cls, variables, *, options):
+        index = PandasIndex.from_variables(variables, options=options)
+        return cls(index.index, index.dim, index.coord_dtype, fastpath=True, source=options.get("source"))
+
+    def _replace(self, index, dim=None, coord_dtype=None):
+        return type(self)(index, self.dim if dim is None else dim,
+                          self.coord_dtype if coord_dtype is None else coord_dtype, fastpath=True, source=self.source)
+
+    @classmethod
+    def concat(cls, indexes, dim, positions=None):
+        return PandasIndex.concat(indexes, dim, positions)
+
+    def join(self, other, how="inner"):
+        return PandasIndex(self.index, self.dim, self.coord_dtype).join(other, how)
+
+
+def from_store(obj, dim: str, source: str | None) -> bool:
+    """True when ``obj``'s ``dim`` index labels the rows of store ``source`` (a scalar selection,
+    which drops the index, keeps the label it selected)."""
+    if dim not in obj.dims:
+        return True
+    index = obj.xindexes.get(dim)
+    return isinstance(index, LabelIndex | GenomeIndex) and index.source is not None and index.source == source
+
+
+# ---------------------------------------------------------------------- lazy location coordinates
+class _LocationArray(BackendArray):
+    """``chrom``, ``start`` or ``end`` of a contiguous run of bins, computed when indexed."""
+
+    def __init__(self, genome: Genome, first: int, n: int, field: str):
+        self.genome, self.first, self.field = genome, first, field
+        self.shape = (n,)
+        self.dtype = np.dtype(object) if field == "chrom" else np.dtype(np.int64)
+
+    def __getitem__(self, key):
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._get)
+
+    def _get(self, key):
+        (k,) = key
+        positions = self.first + (np.arange(self.shape[0])[k] if not isinstance(k, slice)
+                                  else np.arange(*k.indices(self.shape[0])))
+        return locations(self.genome, positions)[self.field]
+
+
+def locations(genome: Genome, positions) -> dict[str, np.ndarray]:
+    """``chrom`` (str), ``start`` and ``end`` (bp) of genome-wide bins; padding bins get ``""``/-1."""
+    positions = np.asarray(positions, dtype=np.int64)
+    idx = np.clip(np.searchsorted(genome.first_bins, positions, side="right") - 1, 0, None)
+    sizes = np.array([genome.n_bins(c) for c in genome.contigs], dtype=np.int64)
+    offset = positions - genome.first_bins[idx]
+    inside = (offset >= 0) & (offset < sizes[idx])
+    start = np.where(inside, offset * genome.bin_size, -1)
+    end = np.where(inside, np.minimum(start + genome.bin_size, np.array(genome.lengths, dtype=np.int64)[idx]), -1)
+    chrom = np.where(inside, np.array(genome.contigs, dtype=object)[idx], "").astype(object)
+    return {"chrom": chrom, "start": start.astype(np.int64), "end": end.astype(np.int64)}
+
+
+def _location_coords(index: GenomeIndex) -> dict[str, xr.Variable]:
+    """Lazy variables for a range index; plain arrays for other positions (already in memory)."""
+    pd_index = index.index
+    attrs = {"chrom": {"long_name": "contig"}, "start": {"long_name": "bin start", "units": "bp"},
+             "end": {"long_name": "bin end (exclusive)", "units": "bp"}}
+    if isinstance(pd_index, pd.RangeIndex) and pd_index.step == 1:
+        return {f: xr.Variable(index.dim, indexing.LazilyIndexedArray(
+            _LocationArray(index.genome, pd_index.start, len(pd_index), f)), attrs[f]) for f in LOCATION_COORDS}
+    values = locations(index.genome, pd_index.to_numpy())
+    return {f: xr.Variable(index.dim, values[f], attrs[f]) for f in LOCATION_COORDS}
+
+
+# ---------------------------------------------------------------------- attaching and finding
+def with_genome_index(obj, genome: Genome, positions=None, source: str | None = None):
+    """``obj`` with a :class:`GenomeIndex` on ``position`` (all of ``genome``'s bins by default)
+    and lazy ``chrom``/``start``/``end`` coordinates."""
+    index = (GenomeIndex.from_genome(genome, source=source) if positions is None
+             else GenomeIndex.from_positions(genome, positions, source=source))
+    coords = xr.Coordinates.from_xindex(index)
+    obj = obj.drop_vars([c for c in ("position", *LOCATION_COORDS) if c in obj.coords])
+    return obj.assign_coords(coords).assign_coords(_location_coords(index))
+
+
+def genome_to_json(genome: Genome) -> str:
+    return json.dumps(genome.to_attrs(), separators=(",", ":"))
+
+
+def genome_from_attrs(attrs) -> Genome | None:
+    """The genome in ``attrs``: the ``epitensor_genome`` JSON of a position coordinate, or the
+    store attributes (``assembly``, ``contigs``, ...); None when neither is there."""
+    if GENOME_ATTR in attrs:
+        try:
+            return Genome.from_attrs(json.loads(attrs[GENOME_ATTR]))
+        except (ValueError, TypeError, KeyError, GenomeError) as err:
+            raise SchemaError(f"the position coordinate's {GENOME_ATTR!r} attribute is not a genome ({err})") from None
+    if "contigs" in attrs and "assembly" in attrs:
+        return Genome.from_attrs(attrs)
+    return None
+
+
+def genome_index(obj) -> GenomeIndex:
+    """The :class:`GenomeIndex` of ``obj``'s ``position`` axis, found or rebuilt.
+
+    Objects made by :func:`epitensor.open_dataset` carry it. Others get one when the genome can be
+    recovered exactly: from a ``position`` coordinate's ``epitensor_genome`` attribute (subsets
+    saved by xarray and reopened with ``xr.open_zarr``/``xr.open_dataset``), or from genome
+    attributes when the object spans the whole position axis (``xr.open_zarr(store).signal``).
+
+    Raises
+    ------
+    SchemaError
+        When the positions this object holds cannot be known: no genome anywhere, or genome
+        attributes on an object that was sliced along ``position`` without an index.
+    """
+    index = obj.xindexes.get("position") if "position" in obj.dims else None
+    if isinstance(index, GenomeIndex):
+        return index
+    if "position" not in obj.dims:
+        raise SchemaError("this object has no 'position' dimension, so it has no genomic layout")
+    if "position" in obj.coords:
+        var = obj.coords["position"].variable
+        genome = genome_from_attrs(var.attrs) or genome_from_attrs(obj.attrs)
+        if genome is None:
+            raise SchemaError("the position coordinate carries no genome; open the data with epitensor.open_dataset")
+        return GenomeIndex.from_positions(genome, np.asarray(var.values))
+    genome = genome_from_attrs(obj.attrs)
+    if genome is None:
+        raise SchemaError(
+            "this object carries no genome (no position index and no genome attributes); open the data "
+            "with epitensor.open_dataset, which attaches the genome to the position axis")
+    if obj.sizes["position"] != genome.n_positions:
+        raise SchemaError(
+            f"this object has {obj.sizes['position']:,} positions without a position index, but its genome "
+            f"attributes describe {genome.n_positions:,}; which bins it holds is unknown. Open the store with "
+            "epitensor.open_dataset and select with .sel(position=region) or .epi.region(region)")
+    return GenomeIndex.from_genome(genome)
+
+
+def attach(obj):
+    """``obj`` with its :class:`GenomeIndex` (see :func:`genome_index`); unchanged when it has one."""
+    index = genome_index(obj)
+    if obj.xindexes.get("position") is index:
+        return obj
+    return with_genome_index(obj, index.genome, index.index)
+
+
+def positions_of(obj) -> pd.Index:
+    """Genome-wide bin numbers along ``obj``'s ``position`` axis (a RangeIndex when contiguous)."""
+    return genome_index(obj).index
+
+
+def held_ranges(index: GenomeIndex, limit: int = 4) -> str:
+    """Human-readable contig ranges an index holds, e.g. ``chr21:0-46,709,983``."""
+    pd_index = index.index
+    if not len(pd_index):
+        return "no bins"
+    if isinstance(pd_index, pd.RangeIndex) and pd_index.step == 1:
+        runs = [(pd_index.start, pd_index.stop)]
+    else:
+        values = np.sort(pd_index.to_numpy())
+        breaks = np.flatnonzero(np.diff(values) != 1)
+        starts = np.concatenate([[0], breaks + 1])
+        ends = np.concatenate([breaks, [values.size - 1]])
+        runs = [(int(values[s]), int(values[e]) + 1) for s, e in zip(starts, ends)]
+    parts = []
+    for lo, hi in runs:
+        for contig, (first, end) in ((c, index.genome.contig_bins(c)) for c in index.genome.contigs):
+            s, e = max(lo, first), min(hi, end)
+            if s < e:
+                bp_end = min((e - first) * index.genome.bin_size, index.genome.length(contig))
+                parts.append(f"{contig}:{(s - first) * index.genome.bin_size:,}-{bp_end:,}")
+    shown = ", ".join(parts[:limit]) + (f" and {len(parts) - limit} more ranges" if len(parts) > limit else "")
+    return shown or "only padding bins"
+
+
+def held_contigs(index: GenomeIndex) -> pd.DataFrame:
+    """Contigs that ``index`` holds bins of, with the bp range held (``start``, ``end``)."""
+    table = index.genome.contig_table()
+    pd_index = index.index
+    rows = []
+    for contig, (first, end) in ((c, index.genome.contig_bins(c)) for c in index.genome.contigs):
+        if isinstance(pd_index, pd.RangeIndex) and pd_index.step == 1:
+            s, e = max(first, pd_index.start), min(end, pd_index.stop)
+            inside = max(0, e - s)
+            lo, hi = s, e - 1
+        else:
+            values = pd_index.to_numpy()
+            mask = (values >= first) & (values < end)
+            inside = int(mask.sum())
+            lo, hi = (int(values[mask].min()), int(values[mask].max())) if inside else (0, -1)
+        if inside:
+            rows.append({"contig": contig, "start": (lo - first) * index.genome.bin_size,
+                         "end": min((hi + 1 - first) * index.genome.bin_size, index.genome.length(contig)),
+                         "n_bins": inside})
+    held = pd.DataFrame(rows, columns=["contig", "start", "end", "n_bins"]).set_index("contig")
+    return table[["length", "first_bin"]].join(held, how="inner")
+
+
+def _as_range_if_possible(index: pd.Index) -> pd.Index:
+    """A contiguous increasing run of bins as a RangeIndex (cheap to slice, compare and hold)."""
+    if isinstance(index, pd.RangeIndex) or len(index) < 2:
+        return index
+    values = index.to_numpy()
+    if values[-1] - values[0] == len(values) - 1 and index.is_monotonic_increasing and index.is_unique:
+        return pd.RangeIndex(int(values[0]), int(values[-1]) + 1, name=index.name)
+    return index
