@@ -31,6 +31,18 @@ def peaky_track(n: int, seed: int) -> np.ndarray:
     return np.arcsinh(base + spikes).astype(np.float32)
 
 
+def peak_allocation(fn) -> int:
+    """Peak bytes that Python and numpy allocate while ``fn`` runs (tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def write_bigwig(path: Path, genome: et.Genome, tracks: dict[str, np.ndarray]) -> None:
     """25 bp fixed-step bigWig of binned values (the last partial bin ends at the contig end)."""
     bw = pyBigWig.open(str(path), "w")
@@ -118,6 +130,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     et.open_dataset(store)
     open_s = time.perf_counter() - t0
+    open_peak = peak_allocation(lambda: et.open_dataset(store).signal.sel(biosample="HepG2", assay="H3K27ac")
+                                .epi.region(("chr20", starts[0], starts[0] + 1_000_000)))
 
     rows = []
     for name, fn in [
@@ -137,6 +151,8 @@ def main(argv=None):
     print(f"\n1 Mb region (40,000 bins) of one track, {args.repeats} random regions of chr20, median of each")
     print(f"store: hg38 genome-wide, {genome.n_positions:,} positions x 3 biosamples x 3 assays, "
           f"1 observed track (chr20, chr21); {disk / 1e6:.1f} MB on disk; open_dataset {open_s * 1e3:.0f} ms")
+    print(f"open_dataset + select 1 Mb: peak {open_peak / 1e6:.1f} MB allocated (tracemalloc); one int64 per "
+          f"position of the genome would be {genome.n_positions * 8 / 1e6:,.0f} MB")
     print(f"bigWig: {bw_path.stat().st_size / 1e6:.1f} MB\n")
     print(f"{'method':<46}{'median ms':>11}{'p90 ms':>9}{'vs best pyBigWig':>18}")
     for name, med, p90 in rows:
