@@ -106,7 +106,7 @@ BAD_ARGS = [
 ]
 
 
-@pytest.mark.parametrize("args, expected", BAD_ARGS, ids=[" ".join(a[:1] + a[3:5]) for a, _ in BAD_ARGS])
+@pytest.mark.parametrize("args, expected", BAD_ARGS, ids=[" ".join(a[:1] + a[3:5])[:40] for a, _ in BAD_ARGS])
 def test_bad_arguments_are_one_error_line_and_write_nothing(args, expected, store, model_dir, tmp_path):
     manifest = tmp_path / "manifest.tsv"
     manifest.write_text("biosample\tassay\tpath\nB00\tH3K4me3\tnone.bw\n")
