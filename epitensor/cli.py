@@ -6,8 +6,12 @@ with a one-line ``error: ...`` message on bad input.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -19,6 +23,30 @@ def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def _regions(values: tuple[str, ...], genome=None) -> list[str] | None:
+    """The regions of repeated ``--region`` options, each possibly a comma-separated list.
+
+    Commas inside numbers (``chr20:1,000,000-2,000,000``) are thousands separators, not list
+    separators (see :func:`epitensor.regions.split_regions`). No option gives None (the default).
+    With ``genome``, every region is checked against it first, so a bad one fails before any write.
+    """
+    from .regions import as_regions, split_regions
+
+    regions = [r for value in values for r in split_regions(value)] or None
+    if regions and genome is not None:
+        as_regions(regions, genome)
+    return regions
+
+
+def _region_option(default: str):
+    """The ``--region`` option: repeatable, comma-separated lists allowed, thousands separators kept."""
+    return click.option(
+        "--region", "region", multiple=True, metavar="REGION",
+        help=f"Region such as chr21 or chr20:1,000,000-2,000,000; repeat the option (or separate regions "
+             f"with commas) for several: --region chr20:1,000,000-2,000,000 --region chr21. Default: {default}.",
+    )
+
+
 def _friendly_errors(fn):
     """Turn project errors (and bad files) into one-line messages and exit code 2."""
 
@@ -26,11 +54,74 @@ def _friendly_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (EpitensorError, FileNotFoundError, PermissionError) as err:
+        except (EpitensorError, OSError) as err:  # OSError: missing/unwritable files, full disks
             click.echo(f"error: {err}", err=True)
             sys.exit(2)
 
     return wrapper
+
+
+class _Scheduler(click.ParamType):
+    """A local Dask scheduler name from ``names``, or a distributed scheduler address (``tcp://...``)."""
+
+    name = "scheduler"
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = names
+
+    def convert(self, value, param, ctx):
+        if value is None or "://" in value or value in self.names:
+            return value
+        self.fail(f"{value!r} is not a scheduler: use {', '.join(self.names)} or an address such as "
+                  f"tcp://host:8786", param, ctx)
+
+
+class _Device(click.ParamType):
+    """A torch device name: auto, cpu, cuda or cuda:N (checked without importing torch)."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        if re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", value):
+            return value
+        self.fail(f"{value!r} is not a device: use auto, cpu, cuda or cuda:N (e.g. cuda:1)", param, ctx)
+
+
+_DEVICE_OPTION = click.option("--device", type=_Device(), default="auto", show_default=True,
+                              help="auto (CUDA when there is one), cpu, cuda or cuda:N.")
+_EPOCHS = click.IntRange(min=1)
+_MINUTES = click.FloatRange(min=0, min_open=True)
+
+
+@contextlib.contextmanager
+def _connected(scheduler: str | None):
+    """A distributed Client for a scheduler address (tcp://...), closed afterwards; else None.
+
+    Connecting here, before any work, turns an unreachable scheduler into a usage error (exit 2)
+    before anything is written.
+    """
+    if not scheduler or "://" not in scheduler:
+        yield None
+        return
+    from distributed import Client
+
+    try:
+        client = Client(scheduler)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise click.BadParameter(f"cannot reach the Dask scheduler at {scheduler}: {err}; check the address and "
+                                 f"that the scheduler is running", param_hint="'--scheduler'") from None
+    with client:
+        yield client
+
+
+def _check_output_file(path, option: str):
+    """Fail (exit 2) before any work when the folder that will hold ``path`` is missing or read-only."""
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"folder {folder} does not exist; create it first or write elsewhere",
+                                 param_hint=option)
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"folder {folder} is not writable", param_hint=option)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,8 +156,8 @@ def info(store):
 @click.argument("store", type=click.Path())
 @click.option("--assembly", default=None, help="hg19, hg38 or a chrom.sizes file (for a new store).")
 @click.option("--chroms", default=None, help="Comma-separated contigs, e.g. chr20,chr21 (default: all).")
-@click.option("--workers", type=int, default=None, help="Parallel local tasks (default: one per core).")
-@click.option("--scheduler", default=None,
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel local tasks (default: one per core).")
+@click.option("--scheduler", type=_Scheduler(("threads", "processes", "sync")), default=None,
               help="threads, processes, sync, or a distributed scheduler address such as tcp://host:8786.")
 @click.option("--transform", type=click.Choice(["arcsinh", "none"]), default=None, help="Signal transform (default arcsinh).")
 @click.option("--missing-chroms", type=click.Choice(["error", "zero"]), default="error", show_default=True,
@@ -86,10 +177,10 @@ def ingest(manifest, store, assembly, chroms, workers, scheduler, transform, mis
     """
     from .io import ingest as run_ingest
 
-    client = _client(scheduler)
-    path = run_ingest(manifest, store, assembly=assembly, chroms=chroms, workers=workers,
-                      scheduler=None if client else scheduler, client=client, transform=transform,
-                      missing_chroms=missing_chroms, cache_dir=cache_dir, overwrite=overwrite)
+    with _connected(scheduler) as client:
+        path = run_ingest(manifest, store, assembly=assembly, chroms=chroms, workers=workers,
+                          scheduler=None if client else scheduler, client=client, transform=transform,
+                          missing_chroms=missing_chroms, cache_dir=cache_dir, overwrite=overwrite)
     from .store import open_dataset
 
     click.echo(open_dataset(path).epi.summary())
@@ -101,7 +192,7 @@ def ingest(manifest, store, assembly, chroms, workers, scheduler, transform, mis
 @click.option("--biosample", required=True, help="Biosample label.")
 @click.option("--assay", required=True, help="Assay label.")
 @click.option("--variable", default="signal", show_default=True, help="signal, imputed or held_out.")
-@click.option("--region", default=None, help="Region(s), comma-separated, e.g. chr21 or chr21:10M-11M (default: all).")
+@_region_option("the whole genome")
 @click.option("--inverse-transform", is_flag=True, help="Write sinh(values): the untransformed signal.")
 @_friendly_errors
 def export(store, bigwig, biosample, assay, variable, region, inverse_transform):
@@ -115,12 +206,13 @@ def export(store, bigwig, biosample, assay, variable, region, inverse_transform)
     from .exceptions import SchemaError
     from .store import open_dataset
 
+    _check_output_file(bigwig, "'BIGWIG'")
     ds = open_dataset(store)
     if variable not in ds.data_vars:
         raise SchemaError(f"store {store} has no variable {variable!r}; it has {sorted(map(str, ds.data_vars))}")
     da = ds[variable]
     if region:
-        da = da.epi.region(_split(region) if "," in region else region)
+        da = da.epi.region(_regions(region, ds.epi.genome))
     da = da.sel(biosample=_label(ds, "biosample", biosample), assay=_label(ds, "assay", assay))
     click.echo(f"wrote {da.epi.to_bigwig(bigwig, inverse_transform=inverse_transform)}")
 
@@ -133,23 +225,14 @@ def _label(ds, kind: str, label: str) -> str:
     return label
 
 
-def _client(scheduler: str | None):
-    """A distributed Client for a scheduler address (tcp://...), else None."""
-    if scheduler and "://" in scheduler:
-        from distributed import Client
-
-        return Client(scheduler)
-    return None
-
-
 @main.command()
 @click.argument("store", type=click.Path())
 @click.argument("model_dir", type=click.Path(file_okay=False))
-@click.option("--region", default=None, help="Training region(s), comma-separated (default: every contig).")
-@click.option("--epochs", type=int, default=200, show_default=True, help="Passes over the training positions.")
-@click.option("--minutes", type=float, default=None, help="Training budget (stop after the epoch that passes it).")
+@_region_option("every contig")
+@click.option("--epochs", type=_EPOCHS, default=200, show_default=True, help="Passes over the training positions.")
+@click.option("--minutes", type=_MINUTES, default=None, help="Training budget (stop after the epoch that passes it).")
 @click.option("--preset", default="paper", show_default=True, help="paper (published configuration) or small.")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when there is one), cpu or cuda.")
+@_DEVICE_OPTION
 @click.option("--seed", type=int, default=0, show_default=True)
 @_friendly_errors
 def train(store, model_dir, region, epochs, minutes, preset, device, seed):
@@ -161,12 +244,15 @@ def train(store, model_dir, region, epochs, minutes, preset, device, seed):
     \b
     Example:
       epitensor train compendium.zarr model/ --region chr20 --epochs 200 --preset paper
+      epitensor train compendium.zarr model/ --region chr20:1,000,000-2,000,000 --region chr21
     """
     from .model import Avocado
     from .store import open_dataset
 
-    model = Avocado(open_dataset(store), preset=preset, device=device, seed=seed)
-    history = model.fit(region=_split(region), epochs=epochs, time_limit=None if minutes is None else minutes * 60)
+    ds = open_dataset(store)
+    regions = _regions(region, ds.epi.genome)
+    model = Avocado(ds, preset=preset, device=device, seed=seed)
+    history = model.fit(region=regions, epochs=epochs, time_limit=None if minutes is None else minutes * 60)
     model.save(model_dir)
     model.write_factors(store)
     last = history.iloc[-1]
@@ -182,8 +268,9 @@ def _load_model(model_dir, store):
 
 _SCALE_OPTIONS = [
     click.option("--block-size", default="1Mb", show_default=True, help="Block length, a multiple of 5 kbp."),
-    click.option("--workers", type=int, default=None, help="Start a LocalCluster of N single-threaded workers."),
-    click.option("--scheduler", default=None, help="A distributed scheduler address (tcp://host:8786), or threads/synchronous."),
+    click.option("--workers", type=click.IntRange(min=1), default=None, help="Start a LocalCluster of N single-threaded workers."),
+    click.option("--scheduler", type=_Scheduler(("threads", "synchronous", "sync")), default=None,
+                 help="A distributed scheduler address (tcp://host:8786), or threads/synchronous."),
     click.option("--gpu", is_flag=True, help='Each task claims one GPU (workers started with --resources "GPU=1").'),
     click.option("--dry-run", is_flag=True, help="Print the plan (blocks, predictions) and stop."),
 ]
@@ -205,8 +292,8 @@ def _print_report(report):
 @main.command("fit-genome")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("store", type=click.Path())
-@click.option("--region", default=None, help="Region(s), comma-separated (default: every contig).")
-@click.option("--epochs", type=int, default=200, show_default=True, help="Passes over each block's positions.")
+@_region_option("every contig")
+@click.option("--epochs", type=_EPOCHS, default=200, show_default=True, help="Passes over each block's positions.")
 @click.option("--write-imputed", is_flag=True, help="Also write every block's imputations.")
 @_scale_options
 @_friendly_errors
@@ -220,10 +307,11 @@ def fit_genome(model_dir, store, region, epochs, write_imputed, block_size, work
       epitensor fit-genome model/ compendium.zarr --region chr21 --block-size 1Mb --workers 2
       epitensor fit-genome model/ compendium.zarr --scheduler tcp://scheduler:8786 --gpu
     """
-    model = _load_model(model_dir, store)
-    report = model.fit_genome(store, region=_split(region), block_size=block_size, epochs=epochs,
-                              workers=workers, scheduler=scheduler, resources={"GPU": 1} if gpu else None,
-                              write_imputed=write_imputed, dry_run=dry_run)
+    with _connected(scheduler) as client:
+        model = _load_model(model_dir, store)
+        report = model.fit_genome(store, region=_regions(region, model.genome), block_size=block_size, epochs=epochs,
+                                  client=client, workers=workers, scheduler=None if client else scheduler,
+                                  resources={"GPU": 1} if gpu else None, write_imputed=write_imputed, dry_run=dry_run)
     _print_report(report)
 
 
@@ -233,7 +321,7 @@ def fit_genome(model_dir, store, region, epochs, write_imputed, block_size, work
 @click.option("--biosamples", default=None, help="Comma-separated biosamples (default: all).")
 @click.option("--assays", default=None, help="Comma-separated assays (default: all).")
 @click.option("--missing", is_flag=True, help="Impute every unobserved (biosample, assay) pair: complete the tensor.")
-@click.option("--region", default=None, help="Region(s), comma-separated (default: where the model has genome factors).")
+@_region_option("where the model has genome factors")
 @_scale_options
 @_friendly_errors
 def impute(model_dir, store, biosamples, assays, missing, region, block_size, workers, scheduler, gpu, dry_run):
@@ -244,17 +332,17 @@ def impute(model_dir, store, biosamples, assays, missing, region, block_size, wo
       epitensor impute model/ compendium.zarr --biosamples E065 --assays H3K36me3 --region pilot
       epitensor impute model/ compendium.zarr --missing --region chr21 --scheduler tcp://scheduler:8786
     """
-    model = _load_model(model_dir, store)
-    if missing or dry_run or gpu:
-        pairs = "unobserved" if missing else [(b, a) for b in (_split(biosamples) or model.biosamples)
-                                              for a in (_split(assays) or model.assays)]
-        report = model.impute_genome(store, pairs=pairs, region=_split(region), block_size=block_size,
-                                     workers=workers, scheduler=scheduler,
-                                     resources={"GPU": 1} if gpu else None, dry_run=dry_run)
-    else:
-        report = model.impute_to_store(store, biosamples=_split(biosamples), assays=_split(assays), region=_split(region),
-                                       workers=workers, scheduler=scheduler,
-                                       block_size=block_size if (workers or scheduler) else None)
+    with _connected(scheduler) as client:
+        model = _load_model(model_dir, store)
+        run = dict(region=_regions(region, model.genome), client=client, workers=workers, scheduler=None if client else scheduler)
+        if missing or dry_run or gpu:
+            pairs = "unobserved" if missing else [(b, a) for b in (_split(biosamples) or model.biosamples)
+                                                  for a in (_split(assays) or model.assays)]
+            report = model.impute_genome(store, pairs=pairs, block_size=block_size,
+                                         resources={"GPU": 1} if gpu else None, dry_run=dry_run, **run)
+        else:
+            report = model.impute_to_store(store, biosamples=_split(biosamples), assays=_split(assays),
+                                           block_size=block_size if (client or workers or scheduler) else None, **run)
     _print_report(report)
     click.echo(f"imputations written to {store} (variable 'imputed')")
 
@@ -283,6 +371,8 @@ def evaluate_command(store, imputed_var, truth, annotations, eic_parity, baselin
     from .exceptions import SchemaError
     from .store import open_dataset
 
+    if out:
+        _check_output_file(out, "'--out'")
     ds = open_dataset(store)
     for name in (imputed_var, truth):
         if name not in ds.data_vars:
@@ -306,11 +396,11 @@ def evaluate_command(store, imputed_var, truth, annotations, eic_parity, baselin
 @click.option("--synthetic", is_flag=True, help="Use the offline synthetic compendium (no data needed).")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder with the Roadmap .npz tracks (default: $EPITENSOR_DATA, else download).")
-@click.option("--n-bins", type=int, default=200_000, show_default=True, help="Use the first N positions (0: all).")
-@click.option("--minutes", type=float, default=5.0, show_default=True, help="Training budget.")
-@click.option("--epochs", type=int, default=None, help="Upper bound on training epochs (default: the demo's choice).")
+@click.option("--n-bins", type=click.IntRange(min=0), default=200_000, show_default=True, help="Use the first N positions (0: all).")
+@click.option("--minutes", type=_MINUTES, default=5.0, show_default=True, help="Training budget.")
+@click.option("--epochs", type=_EPOCHS, default=None, help="Upper bound on training epochs (default: the demo's choice).")
 @click.option("--preset", default="small", show_default=True, help="Model preset: small (for small compendia) or paper.")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when there is one), cpu or cuda.")
+@_DEVICE_OPTION
 @_friendly_errors
 def demo(out, synthetic, data, n_bins, minutes, epochs, preset, device):
     """The main job on the Roadmap sample: hide five tracks, train, impute, score, plot.
