@@ -38,6 +38,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -281,7 +282,9 @@ def with_genome_index(obj, genome: Genome, positions=None, source: str | None = 
     return obj.assign_coords(coords).assign_coords(_location_coords(index))
 
 
+@functools.lru_cache(maxsize=64)
 def genome_to_json(genome: Genome) -> str:
+    """The genome as the compact JSON of the ``epitensor_genome`` attribute."""
     return json.dumps(genome.to_attrs(), separators=(",", ":"))
 
 
