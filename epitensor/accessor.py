@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .exceptions import SchemaError
+from .exceptions import RegionError, SchemaError
 from .genome import Genome
 from .genome_index import attach, genome_index, held_contigs
 from .regions import as_regions
@@ -122,6 +122,39 @@ class _EpiBase:
         if len(parts) == 1:
             return parts[0]
         return np.concatenate([np.arange(p.start, p.stop) if isinstance(p, slice) else p for p in parts])
+
+    def plot(self, **kwargs):
+        """Plot tracks of one contig's region with base pairs on x (``start``), one line per track.
+
+        xarray's own ``.plot()`` draws against the dimension coordinate, which is the genome-wide
+        bin number; ``da.plot(x="start")`` or this method put base pairs on x.
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :meth:`xarray.DataArray.plot.line` (``hue``, ``ax``, ``figsize``, ...).
+
+        Examples
+        --------
+        >>> import epitensor as et
+        >>> ds = et.datasets.synthetic(n_biosamples=2, n_assays=2, n_positions=8_000, seed=1)
+        >>> lines = ds.signal.sel(biosample="B00").epi.region("synthetic:0-10kb").epi.plot()
+        >>> lines[0].axes.get_xlabel()
+        'synthetic [bp]'
+        """
+        if not isinstance(self._obj, xr.DataArray):
+            raise SchemaError("plot a DataArray, e.g. ds.signal.sel(biosample=...).epi.region(...).epi.plot()")
+        obj = attach(self._obj)
+        chroms = [c for c in pd.unique(np.asarray(obj["chrom"].values, dtype=object)) if c]
+        if len(chroms) != 1:
+            raise RegionError(f"this selection spans contigs {chroms[:5]}; select one contig's region with .epi.region first")
+        obj = obj.assign_coords(start=obj["start"].assign_attrs(long_name=chroms[0], units="bp"))
+        others = [d for d in obj.dims if d != "position"]
+        if len(others) > 1:
+            raise SchemaError(f"select down to at most one dimension besides position to plot (has {others})")
+        if others and "hue" not in kwargs:
+            kwargs["hue"] = others[0]
+        return obj.plot.line(x="start", **kwargs)
 
     # ------------------------------------------------------------------ tracks
     def tracks(self, which: str = "observed") -> pd.DataFrame:

@@ -179,3 +179,19 @@ def test_fast_path_only_for_unmodified_store_selections(ds):
     assert store_source(relabelled) is None
     got = relabelled.epi.read("synthetic:0-100").sel(biosample="B00", assay="H3K4me3")
     np.testing.assert_array_equal(got.values, _track(ds, "B02", "H3K4me3", 0, 4))
+
+
+def test_plot_of_a_region_puts_base_pairs_on_x(ds):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    region = ds.signal.sel(biosample="B00").epi.region("synthetic:1,000,000-1,010,000")
+    lines = region.epi.plot()
+    assert len(lines) == 3 and lines[0].get_xdata()[0] == 1_000_000
+    assert "synthetic" in lines[0].axes.get_xlabel()
+    two_d = region.load()
+    two_d.plot.line(x="start", hue="assay")  # xarray's own verbs with ordinary string labels
+    with pytest.raises(et.RegionError, match="spans contigs"):
+        et.datasets.synthetic(n_biosamples=1, n_assays=1, n_positions=2_000, seed=0,
+                              genome=et.Genome("g", ["a", "b"], [25_000, 25_000])).signal.isel(
+            biosample=0, assay=0).epi.plot()
