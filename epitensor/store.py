@@ -611,6 +611,11 @@ def _schema_problems(ds) -> list[str]:
     for dim in ("biosample", "assay"):
         if dim not in ds.coords:
             problems.append(f"missing {dim!r} coordinate of labels")
+        elif dim not in ds.dims:
+            label = ds[dim].values.item()
+            problems.append(f"{dim!r} is a scalar coordinate ({dim}={label!r}), not a dimension: keep the dimension "
+                            f"by selecting with a list, ds.sel({dim}=[{label!r}]) (ds.expand_dims({dim!r}) alone leaves "
+                            f"'observed' and the other coordinates without it)")
         elif not ds.indexes[dim].is_unique:
             dup = ds.indexes[dim][ds.indexes[dim].duplicated()].tolist()
             problems.append(f"{dim} labels are not unique: {dup}")

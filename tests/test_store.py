@@ -282,3 +282,53 @@ def test_ingest_killed_while_creating_its_store_resumes(tmp_path):
         path = tmp_path / "killed" / f"s{point}.zarr"
         et.ingest(tmp_path / "m.tsv", path, assembly=genome, progress=False)  # the rerun
         assert store_digest(path) == store_digest(clean), f"killed before write {point}"
+
+
+# ---------------------------------------------------------------------- labels behave like strings in xarray
+@pytest.fixture
+def opened(store, genome):
+    et.write_track(store, "K562", "CTCF", np.ones(genome.n_bins("chr21")), "chr21")
+    return et.open_dataset(store)
+
+
+def test_labels_are_ordinary_strings(opened):
+    for name in ("biosample", "assay", "biosample_summary", "assay_category"):
+        assert opened[name].dtype.kind == "U", name
+    assert opened.assay.astype(str).values.tolist() == ["H3K27ac", "CTCF", "DNase-seq"]
+
+
+def test_merge_align_reindex_and_combine_first_with_a_new_label(opened):
+    small = opened.isel(position=slice(0, 100)).load()
+    other = small.isel(biosample=[1]).assign_coords(biosample=["HUVEC"])
+    merged = xr.merge([small.signal, other.signal], join="outer", compat="no_conflicts")
+    assert merged.biosample.values.tolist() == ["GM12878", "HUVEC", "HepG2", "K562"]
+    a, b = xr.align(small, other, join="outer")
+    assert a.sizes["biosample"] == b.sizes["biosample"] == 4
+    grown = small.reindex(biosample=["HepG2", "HeLa-S3"])
+    assert grown.biosample.values.tolist() == ["HepG2", "HeLa-S3"]
+    assert grown.biosample_summary.values.tolist()[0] == "liver carcinoma"
+    combined = small.combine_first(other)
+    assert sorted(combined.biosample.values.tolist()) == ["GM12878", "HUVEC", "HepG2", "K562"]
+    np.testing.assert_array_equal(combined.signal.sel(biosample="HUVEC").values, small.signal.sel(biosample="K562").values)
+
+
+def test_two_dimensional_plot_of_a_region(opened):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    region = opened.signal.sel(biosample="K562").epi.region("chr21:1,000,000-1,010,000")
+    mesh = region.plot()
+    assert [t.get_text() for t in mesh.axes.get_yticklabels()] == ["H3K27ac", "CTCF", "DNase-seq"]
+    plt.close("all")
+
+
+def test_store_of_a_scalar_selection_names_the_dimension_and_the_fix(tmp_path):
+    ds = et.datasets.synthetic(tmp_path / "s.zarr", n_biosamples=3, n_assays=2, n_positions=1_000, seed=0)
+    one = ds.sel(biosample="B00")
+    with pytest.raises(et.SchemaError, match=r"'biosample' is a scalar coordinate .*ds.sel\(biosample=\['B00'\]\)"):
+        et.validate(one)
+    one.to_zarr(tmp_path / "one.zarr", consolidated=False)
+    with pytest.raises(et.SchemaError, match="'biosample' is a scalar coordinate"):
+        et.open_dataset(tmp_path / "one.zarr")
+    et.validate(ds.sel(biosample=["B00"]))  # the fix the message names
