@@ -155,6 +155,13 @@ def create_store(
     Path
         ``path``.
 
+    Notes
+    -----
+    The store is written in a hidden sibling directory and renamed to ``path`` when complete, so
+    a process killed while creating it leaves no half-made store at ``path``: running the same
+    call (or :func:`epitensor.ingest`) again creates it afresh, and removes the killed run's
+    hidden directory.
+
     Examples
     --------
     >>> import tempfile, epitensor as et

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+import zarr
 
 import epitensor as et
 from epitensor.datasets import synthetic_bigwigs
@@ -69,6 +70,22 @@ def test_track_variable_and_labels_added_are_seen_by_xr_open_zarr(store):
     assert view.observed.shape == (5, 4) and not view.observed.sel(biosample="E999").any()
     grown = et.open_dataset(store)
     assert grown.biosample_summary.sel(biosample="E999").item() == "new tissue"
+    # the project's writes also gave the store the core-typed label copies
+    assert zarr.open_group(str(store), mode="r")["labels_utf8/biosample"].shape[0] == 5
+
+
+def test_extension_grows_an_xarray_written_store(store, tmp_path):
+    ds = et.open_dataset(store)
+    assays = ds.assay.values.tolist()
+    model = et.Avocado(ds, seed=0, **TINY)
+    model.fit(region=STAGE1, epochs=2, progress=False)
+    source = et.create_store(tmp_path / "new.zarr", {"E900": "new donor"}, assays, GENOME)
+    et.write_track(source, "E900", assays[0], np.linspace(0, 2, GENOME.n_positions))
+    model.add_biosamples(et.open_dataset(source), tracks=[("E900", assays[0])], epochs=1, progress=False)
+    view = xr_view(store)
+    assert view.biosample.values.tolist()[-1] == "E900" and bool(view.observed.sel(biosample="E900", assay=assays[0]))
+    np.testing.assert_allclose(view.signal.sel(biosample="E900", assay=assays[0]).values,
+                               np.linspace(0, 2, GENOME.n_positions, dtype=np.float32))
 
 
 def test_ingest_into_an_xarray_written_store_twice(tmp_path):
