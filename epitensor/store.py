@@ -177,6 +177,7 @@ def create_store(
         raise SchemaError(f"{path} already exists; pass overwrite=True to replace it or choose another path")
     b_names, b_meta = _new_labels(biosamples, "biosample")
     a_names, a_meta = _new_labels(assays, "assay")
+    path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_unfinished_creations(path)
     building = _sibling(path, "creating")
     try:
@@ -227,9 +228,6 @@ def _move_into_place(built: Path, path: Path) -> None:
 
 def _sweep_unfinished_creations(path: Path) -> None:
     """Remove the sibling directories that killed :func:`create_store` calls left for ``path``."""
-    if not path.parent.is_dir():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return
     for kind in _LEFTOVER_KINDS:
         for leftover in path.parent.glob(f".{path.name}.{kind}-*"):
             pid = leftover.name.rsplit("-", 2)[-2]
