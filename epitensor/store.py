@@ -13,11 +13,35 @@ Schema (see ``docs/ARCHITECTURE.md``):
 ``position`` has no coordinate variable on disk: a genome-wide store never materialises a
 124-million-entry index. :meth:`EpiAccessor.region` adds readable ``chrom``/``start``
 coordinates to what it selects.
+
+Labels for any Zarr v3 client
+    The label arrays use zarr-python's variable-length ``string`` data type, which the Zarr v3
+    core specification does not define (tensorstore, for one, cannot read it). The subgroup
+    ``labels_utf8`` therefore holds each of them again in core types only: ``labels_utf8/<name>``
+    is a ``uint8 (<name>, utf8_byte)`` array whose row ``i`` is the UTF-8 encoding of label ``i``,
+    zero-padded on the right (decode with ``bytes(row).rstrip(b"\\0").decode()``). Being in a
+    subgroup, these arrays are invisible to ``xr.open_zarr``. :func:`create_store`,
+    :func:`add_labels` and :func:`sync_metadata` keep them equal to the labels. Opened datasets hold
+    labels as numpy unicode (``<U``) arrays (:func:`as_unicode_labels`).
+
+Consolidated metadata
+    Stores made by :func:`create_store` have none. A store written by ``xarray.Dataset.to_zarr``
+    with xarray's defaults carries a copy of every node's metadata in its root ``zarr.json``
+    (``consolidated_metadata``); readers that trust it (``xr.open_zarr``, ``zarr.open_group``)
+    see only what the copy lists. The policy: **a store that has consolidated metadata keeps it
+    current**: every project write that adds, removes or resizes arrays or groups ends with
+    :func:`sync_metadata`, which reconsolidates such a store (and leaves other stores without).
+    The project's own reads never use the copy (:func:`_open_group` opens the hierarchy itself),
+    so a copy made stale by someone else cannot mislead it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -37,6 +61,9 @@ TRACK_VARIABLES = ("signal", "imputed", "held_out")
 TRANSFORMS = ("arcsinh", "none")
 ASSAY_CATEGORIES = ("histone", "tf", "accessibility", "rna", "other")
 _HISTONE_PREFIXES = ("H2A", "H2B", "H3", "H4")
+#: Label arrays (variable-length strings) and the subgroup holding them as core-typed UTF-8 bytes.
+LABEL_ARRAYS = ("biosample", "assay", "biosample_summary", "assay_category")
+LABEL_BYTES_GROUP = "labels_utf8"
 
 
 def assay_category(assay: str) -> str:
@@ -81,6 +108,8 @@ def _labels(values, kind: str, meta_name: str, default) -> tuple[list[str], list
         raise LabelError(f"{kind} labels must be unique; duplicated: {dup}. Merge or rename those rows.")
     if any(not n.strip() for n in names):
         raise LabelError(f"{kind} labels must be non-empty strings")
+    if any("\0" in t for t in names + meta):
+        raise LabelError(f"{kind} labels and their {meta_name} must not contain NUL characters ('\\0'); remove them")
     return names, meta
 
 
@@ -127,6 +156,13 @@ def create_store(
     Path
         ``path``.
 
+    Notes
+    -----
+    The store is written in a hidden sibling directory and renamed to ``path`` when complete, so
+    a process killed while creating it leaves no half-made store at ``path``: running the same
+    call (or :func:`epitensor.ingest`) again creates it afresh, and removes the killed run's
+    hidden directory.
+
     Examples
     --------
     >>> import tempfile, epitensor as et
@@ -142,7 +178,19 @@ def create_store(
         raise SchemaError(f"{path} already exists; pass overwrite=True to replace it or choose another path")
     b_names, b_meta = _new_labels(biosamples, "biosample")
     a_names, a_meta = _new_labels(assays, "assay")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_unfinished_creations(path)
+    building = _sibling(path, "creating")
+    try:
+        _write_new_store(building, b_names, b_meta, a_names, a_meta, genome, transform)
+        _move_into_place(building, path)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return path
 
+
+def _write_new_store(path: Path, b_names, b_meta, a_names, a_meta, genome: Genome, transform: str) -> None:
+    """Write a complete empty store at ``path`` (a private directory, moved into place afterwards)."""
     meta = xr.Dataset(
         coords={
             "biosample": ("biosample", np.array(b_names, dtype=object)),
@@ -155,7 +203,126 @@ def create_store(
     )
     meta.to_zarr(path, mode="w", consolidated=False, zarr_format=3)
     add_track_variable(path, "signal", long_name="observed signal")
-    return path
+    sync_metadata(path)
+
+
+# A store is built in a sibling directory ``.<name>.creating-<pid>-<hex>`` and renamed into place,
+# so a process killed while creating it leaves no half-made store at ``path`` (the rerun creates it
+# afresh); an old store being overwritten is first renamed to ``.<name>.replaced-<pid>-<hex>``.
+_LEFTOVER_KINDS = ("creating", "replaced")
+
+
+def _sibling(path: Path, kind: str) -> Path:
+    return path.parent / f".{path.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _move_into_place(built: Path, path: Path) -> None:
+    """Rename the finished store ``built`` to ``path`` (replacing an empty directory or an old store)."""
+    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
+        old = _sibling(path, "replaced")
+        os.rename(path, old)
+        os.rename(built, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(built, path)  # POSIX rename replaces an empty directory
+
+
+def _sweep_unfinished_creations(path: Path) -> None:
+    """Remove the sibling directories that killed :func:`create_store` calls left for ``path``."""
+    for kind in _LEFTOVER_KINDS:
+        for leftover in path.parent.glob(f".{path.name}.{kind}-*"):
+            pid = leftover.name.rsplit("-", 2)[-2]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ---------------------------------------------------------------------- derived metadata
+def sync_metadata(path) -> None:
+    """Bring a store's derived metadata up to date after a write that changed its arrays.
+
+    Every project write that adds, removes or resizes arrays or groups, or changes labels, calls
+    this afterwards (on the driver, once the change is complete). It rewrites the core-typed label
+    copies in ``labels_utf8`` where they differ from the labels, and reconsolidates the metadata of a
+    store that carries consolidated metadata (one written by ``xarray.Dataset.to_zarr`` with its
+    defaults), so ``xr.open_zarr`` sees the new variables. Stores without consolidated metadata are
+    left without. Cheap: it reads only metadata and the label arrays.
+
+    Parameters
+    ----------
+    path : str or Path
+        An epitensor store.
+
+    Examples
+    --------
+    >>> import zarr, epitensor as et
+    >>> ds = et.datasets.synthetic(n_biosamples=2, n_assays=2, n_positions=1_000, seed=0)
+    >>> ds.to_zarr("copy.zarr", mode="w")                            # doctest: +SKIP
+    >>> zarr.open_group("copy.zarr", mode="r+").create_group("mine")  # doctest: +SKIP
+    >>> et.store.sync_metadata("copy.zarr")                          # doctest: +SKIP
+    """
+    root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    _write_label_bytes(root)
+    if has_consolidated_metadata(path):
+        with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec": we know
+            warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(str(path), zarr_format=3)
+
+
+def has_consolidated_metadata(path) -> bool:
+    """Whether the root ``zarr.json`` of the store carries consolidated metadata."""
+    try:
+        root = json.loads((Path(path) / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return root.get("consolidated_metadata") is not None
+
+
+def label_bytes(labels) -> np.ndarray:
+    """Labels as a ``uint8 (n, width)`` matrix of zero-padded UTF-8 bytes (width at least 1).
+
+    Examples
+    --------
+    >>> label_bytes(["E003", "Gewebe ä"]).shape
+    (2, 9)
+    """
+    encoded = [str(t).encode("utf-8") for t in labels]
+    out = np.zeros((len(encoded), max([1, *map(len, encoded)])), dtype=np.uint8)
+    for i, b in enumerate(encoded):
+        out[i, : len(b)] = np.frombuffer(b, dtype=np.uint8)
+    return out
+
+
+def _write_label_bytes(root: zarr.Group) -> None:
+    """Make ``labels_utf8/<name>`` equal to the label array ``<name>`` for every label array."""
+    if LABEL_BYTES_GROUP not in root:
+        root.create_group(LABEL_BYTES_GROUP, attributes={
+            "description": "the label arrays of the root group as uint8 UTF-8 bytes (Zarr v3 core data types)"})
+    group = root[LABEL_BYTES_GROUP]
+    for name in LABEL_ARRAYS:
+        if name not in root:
+            continue
+        wanted = label_bytes(root[name][:])
+        if name in group:
+            arr = group[name]
+            if tuple(arr.shape) == wanted.shape and np.array_equal(arr[:], wanted):
+                continue
+            del group[name]
+        arr = group.create_array(
+            name, shape=wanted.shape, chunks=wanted.shape, dtype="uint8", fill_value=0, compressors=None,
+            dimension_names=(name, "utf8_byte"),
+            attributes={"labels_of": name, "encoding": "utf-8, zero-padded on the right; row i is label i of "
+                        f"the root array {name!r}"})
+        arr[:] = wanted
 
 
 def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = False) -> zarr.Array:
@@ -188,8 +355,8 @@ def _open_group(path, mode="r") -> zarr.Group:
     path = Path(path)
     if not path.exists():
         raise StoreNotFoundError(f"no epitensor store at {path}; create one with epitensor.create_store or epitensor.ingest")
-    try:
-        root = zarr.open_group(str(path), mode=mode)
+    try:  # never through consolidated metadata: another tool may have left it stale
+        root = zarr.open_group(str(path), mode=mode, use_consolidated=False)
     except Exception as err:  # zarr raises several types for "not a group"
         raise StoreNotFoundError(f"{path} is not a zarr store ({err}); pass the directory made by epitensor") from None
     if "epitensor_schema" not in root.attrs:
@@ -254,6 +421,7 @@ class TrackWriter:
         values[~inside] = np.nan  # padding between contigs never holds data
         if variable not in self.root:
             add_track_variable(self.path, variable)
+            sync_metadata(self.path)
             self.root = _open_group(self.path, mode="r+")
         self.root[variable][b, a, first:end] = values
 
@@ -364,7 +532,7 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
     # selection without enumerating every chunk of the genome-wide array
     ds = _open_zarr(path, chunks={} if chunks is None else chunks, inline_array=True)
     small = [n for n, v in ds.variables.items() if not _along_genome(v) and not _is_big(v)]
-    eager = _open_zarr(path, chunks=None)[small].load()
+    eager = as_unicode_labels(_open_zarr(path, chunks=None)[small].load())
     ds = ds.assign_coords({n: eager[n] for n in small if n in ds.coords})
     ds = ds.assign({n: eager[n] for n in small if n in ds.data_vars})
     if "observed" in ds.data_vars:
@@ -389,6 +557,31 @@ def _index_store(ds: xr.Dataset, source: str) -> xr.Dataset:
         return ds
     index = genome_index(ds)
     return with_genome_index(ds, index.genome, None if "position" not in ds.coords else index.index, source)
+
+
+def as_unicode_labels(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with every string variable (labels, summaries, categories) as a numpy unicode (``<U``) array.
+
+    zarr-python returns its ``string`` data type as numpy's ``StringDType``, which xarray cannot
+    promote against other strings or missing values: ``xr.merge``, ``xr.align(join="outer")``,
+    ``reindex`` with a new label and ``combine_first`` raise ``DTypePromotionError``, ``.plot()``
+    rejects it as a coordinate and ``astype(str)`` fails. ``<U`` is numpy's ordinary string dtype:
+    it promotes with other strings (to the wider ``<U``) and with missing values (to ``object``),
+    and it is the one string dtype xarray's ``.plot()`` accepts as a coordinate (``object`` is
+    rejected there). Like any ``<U`` array it truncates a longer string assigned into it in place;
+    assign a new coordinate instead (``ds.assign_coords(biosample_summary=[...])``).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset(coords={"assay": np.array(["H3K4me3"], dtype=np.dtypes.StringDType())})
+    >>> as_unicode_labels(ds).assay.dtype
+    dtype('<U7')
+    """
+    strings = {n: v.copy(data=np.array(v.values.tolist(), dtype=str)) for n, v in ds.variables.items()
+               if v.dtype.kind == "T"}
+    coords = {n: v for n, v in strings.items() if n in ds.coords}
+    return ds.assign_coords(coords).assign({n: v for n, v in strings.items() if n not in coords})
 
 
 def _open_zarr(path, **kwargs) -> xr.Dataset:
@@ -438,6 +631,11 @@ def _schema_problems(ds) -> list[str]:
     for dim in ("biosample", "assay"):
         if dim not in ds.coords:
             problems.append(f"missing {dim!r} coordinate of labels")
+        elif dim not in ds.dims:
+            label = ds[dim].values.item()
+            problems.append(f"{dim!r} is a scalar coordinate ({dim}={label!r}), not a dimension: keep the dimension "
+                            f"by selecting with a list, ds.sel({dim}=[{label!r}]) (ds.expand_dims({dim!r}) alone leaves "
+                            f"'observed' and the other coordinates without it)")
         elif not ds.indexes[dim].is_unique:
             dup = ds.indexes[dim][ds.indexes[dim].duplicated()].tolist()
             problems.append(f"{dim} labels are not unique: {dup}")
@@ -561,4 +759,5 @@ def add_labels(path, biosamples=None, assays=None) -> Path:
             n = root[kind].shape[0]
             root[kind][n - len(names):] = np.array(names, dtype=object)
             root[meta_name][n - len(names):] = np.array(meta, dtype=object)
+    sync_metadata(path)
     return Path(path)

@@ -180,3 +180,156 @@ def test_validate_names_the_broken_rule(store):
         et.validate(dup)
     with pytest.raises(et.SchemaError, match="no 'signal'"):
         et.validate(ds.drop_vars("signal"))
+
+
+# ---------------------------------------------------------------------- kill -9 while creating a store
+KILL_DRIVER = """
+import json, os, signal, sys
+import pandas as pd
+import epitensor as et
+from zarr.storage import _local
+
+mode, out = sys.argv[1], sys.argv[2]
+points = [int(p) for p in sys.argv[3].split(",")] if len(sys.argv) > 3 else None
+genome = et.Genome("toy", ["c1", "c2"], [60_000, 30_000], chunk_bins=1_000)
+calls, kill_at = [0], [0]
+
+def die_at_write(write):
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == kill_at[0]:
+            os.kill(os.getpid(), signal.SIGKILL)  # kill -9 just before this write
+        return write(*args, **kwargs)
+    return counted
+
+_local._put = die_at_write(_local._put)      # every file zarr writes
+os.rename = die_at_write(os.rename)          # moving directories into place
+
+def create(path):
+    if mode == "create":
+        et.create_store(path, {"E003": "H1 cells", "E004": "H1 BMP4"}, ["H3K4me3", "DNase-seq"], genome)
+    else:
+        et.ingest(pd.read_csv(mode, sep="\\t"), path, assembly=genome, scheduler="sync", progress=False)
+
+create(out + ".warm")  # uninterrupted: counts the writes, and warms the imports the children share
+total, killed = calls[0], []
+for point in points or range(1, total + 1):
+    pid = os.fork()
+    if pid == 0:  # kill -9 of this child before its write number `point`
+        calls[0], kill_at[0] = 0, point
+        create(os.path.join(out, f"s{point}.zarr"))
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+        killed.append(point)
+print(json.dumps({"writes": total, "killed": killed}))
+"""
+
+
+def _run_kill_driver(tmp_path, mode, points=None) -> dict:
+    """Run ``KILL_DRIVER``: one uninterrupted creation, then one forked child killed (SIGKILL) before
+    each write ``points`` (default: every write); the children's stores are in ``tmp_path/killed``."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "kill_create.py"
+    script.write_text(KILL_DRIVER)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = tmp_path / "killed"
+    out.mkdir()
+    args = [sys.executable, str(script), str(mode), str(out)] + ([",".join(map(str, points))] if points else [])
+    run = subprocess.run(args, env=env, capture_output=True, timeout=300)
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    return json.loads(run.stdout.decode().strip().splitlines()[-1])
+
+
+def test_store_killed_at_every_write_of_create_store_is_recreated_identically(tmp_path):
+    from test_ingest import store_digest
+
+    run = _run_kill_driver(tmp_path, "create")
+    killed = run["killed"]
+    assert len(killed) == run["writes"] >= 15  # every file of the store, then the rename into place
+    genome = et.Genome("toy", ["c1", "c2"], [60_000, 30_000], chunk_bins=1_000)
+
+    def create(path):
+        return et.create_store(path, {"E003": "H1 cells", "E004": "H1 BMP4"}, ["H3K4me3", "DNase-seq"], genome)
+
+    clean = create(tmp_path / "clean.zarr")
+    for point in killed:
+        path = tmp_path / "killed" / f"s{point}.zarr"
+        assert not path.exists(), f"a kill before write {point} left a half-made store"
+        create(path)  # the rerun
+        assert store_digest(path) == store_digest(clean), f"killed before write {point}"
+    assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == sorted(f"s{p}.zarr" for p in killed)
+
+
+def test_ingest_killed_while_creating_its_store_resumes(tmp_path):
+    from test_ingest import store_digest
+
+    from epitensor.datasets import synthetic_bigwigs
+
+    manifest = synthetic_bigwigs(tmp_path / "bw", {"c1": 60_000, "c2": 30_000}, ["E003", "E004"], ["H3K4me3"], seed=2)
+    manifest.to_csv(tmp_path / "m.tsv", sep="\t", index=False)
+    run = _run_kill_driver(tmp_path, tmp_path / "m.tsv", points=[1, 2, 6, 12, 20])
+    killed = run["killed"]
+    assert killed == [1, 2, 6, 12, 20]  # inside create_store (the root zarr.json is the first write)
+    genome = et.Genome("toy", ["c1", "c2"], [60_000, 30_000], chunk_bins=1_000)
+    clean = et.ingest(manifest, tmp_path / "clean.zarr", assembly=genome, progress=False)
+    for point in killed:
+        path = tmp_path / "killed" / f"s{point}.zarr"
+        et.ingest(tmp_path / "m.tsv", path, assembly=genome, progress=False)  # the rerun
+        assert store_digest(path) == store_digest(clean), f"killed before write {point}"
+
+
+# ---------------------------------------------------------------------- labels behave like strings in xarray
+@pytest.fixture
+def opened(store, genome):
+    et.write_track(store, "K562", "CTCF", np.ones(genome.n_bins("chr21")), "chr21")
+    return et.open_dataset(store)
+
+
+def test_labels_are_ordinary_strings(opened):
+    for name in ("biosample", "assay", "biosample_summary", "assay_category"):
+        assert opened[name].dtype.kind == "U", name
+    assert opened.assay.astype(str).values.tolist() == ["H3K27ac", "CTCF", "DNase-seq"]
+
+
+def test_merge_align_reindex_and_combine_first_with_a_new_label(opened):
+    small = opened.isel(position=slice(0, 100)).load()
+    other = small.isel(biosample=[1]).assign_coords(biosample=["HUVEC"])
+    merged = xr.merge([small.signal, other.signal], join="outer", compat="no_conflicts")
+    assert merged.biosample.values.tolist() == ["GM12878", "HUVEC", "HepG2", "K562"]
+    a, b = xr.align(small, other, join="outer")
+    assert a.sizes["biosample"] == b.sizes["biosample"] == 4
+    grown = small.reindex(biosample=["HepG2", "HeLa-S3"])
+    assert grown.biosample.values.tolist() == ["HepG2", "HeLa-S3"]
+    assert grown.biosample_summary.values.tolist()[0] == "liver carcinoma"
+    combined = small.combine_first(other)
+    assert sorted(combined.biosample.values.tolist()) == ["GM12878", "HUVEC", "HepG2", "K562"]
+    np.testing.assert_array_equal(combined.signal.sel(biosample="HUVEC").values, small.signal.sel(biosample="K562").values)
+
+
+def test_two_dimensional_plot_of_a_region(opened):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    region = opened.signal.sel(biosample="K562").epi.region("chr21:1,000,000-1,010,000")
+    mesh = region.plot()
+    assert [t.get_text() for t in mesh.axes.get_yticklabels()] == ["H3K27ac", "CTCF", "DNase-seq"]
+    plt.close("all")
+
+
+def test_store_of_a_scalar_selection_names_the_dimension_and_the_fix(tmp_path):
+    ds = et.datasets.synthetic(tmp_path / "s.zarr", n_biosamples=3, n_assays=2, n_positions=1_000, seed=0)
+    one = ds.sel(biosample="B00")
+    with pytest.raises(et.SchemaError, match=r"'biosample' is a scalar coordinate .*ds.sel\(biosample=\['B00'\]\)"):
+        et.validate(one)
+    one.to_zarr(tmp_path / "one.zarr", consolidated=False)
+    with pytest.raises(et.SchemaError, match="'biosample' is a scalar coordinate"):
+        et.open_dataset(tmp_path / "one.zarr")
+    et.validate(ds.sel(biosample=["B00"]))  # the fix the message names

@@ -34,6 +34,7 @@ from ..store import (
     label_index,
     remove_interrupted_writes,
     set_observed,
+    sync_metadata,
 )
 from .bigwig import find_non_finite, inspect_bigwig, match_contigs, read_bins
 from .manifest import fetch, is_url, read_manifest
@@ -283,9 +284,10 @@ def _progress_dir(store) -> Path:
 
 
 def _prepare_progress(store, todo):
-    root = zarr.open_group(str(store), mode="r+")
+    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
     if PROGRESS_GROUP not in root:
         root.create_group(PROGRESS_GROUP)
+        sync_metadata(store)
     for leftover in _progress_dir(store).glob(".*.tmp"):  # from a run killed mid-write
         leftover.unlink()
     remove_interrupted_writes(store)

@@ -35,6 +35,7 @@ from ..store import (
     label_index,
     open_dataset,
     store_path,
+    sync_metadata,
 )
 from .config import AvocadoConfig
 from .module import AvocadoModule
@@ -419,6 +420,7 @@ class Avocado:
         root = _open_group(path, mode="r+")
         Genome.from_attrs(root.attrs).check_same(self.genome, "the store's and the model's genomes")
         arr = add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
+        sync_metadata(path)
         bs = self.biosamples if biosamples is None else _as_list(biosamples)
         as_ = self.assays if assays is None else _as_list(assays)
         b_idx, a_idx = self._index(bs, "biosample"), self._index(as_, "assay")

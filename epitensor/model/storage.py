@@ -15,20 +15,22 @@ import pandas as pd
 import zarr
 
 from ..genome import Genome
-from ..store import _open_group, label_index
+from ..store import _open_group, label_index, sync_metadata
 from .positions import RESOLUTIONS, GenomeRows
 
 
-def _array(root: zarr.Group, name: str, shape, chunks, dims) -> zarr.Array:
+def _array(path, root: zarr.Group, name: str, shape, chunks, dims) -> zarr.Array:
     """The float32 array ``name`` with this shape, created (NaN-filled) or replaced if it differs."""
     if name in root:
         arr = root[name]
         if tuple(arr.shape) == tuple(shape):
             return arr
         del root[name]
-    return root.create_array(name, shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan,
-                             dimension_names=dims,
-                             compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"))
+    arr = root.create_array(name, shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan,
+                            dimension_names=dims,
+                            compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"))
+    sync_metadata(path)
+    return arr
 
 
 def write_embedding(path, kind: str, factors: pd.DataFrame) -> None:
@@ -36,7 +38,7 @@ def write_embedding(path, kind: str, factors: pd.DataFrame) -> None:
     store's labels the model lacks stay NaN."""
     root = _open_group(path, mode="r+")
     labels = root[kind][:]
-    arr = _array(root, f"{kind}_factors", (len(labels), factors.shape[1]), (len(labels), factors.shape[1]),
+    arr = _array(path, root, f"{kind}_factors", (len(labels), factors.shape[1]), (len(labels), factors.shape[1]),
                  (kind, f"factor_{kind}"))
     full = np.full(arr.shape, np.nan, dtype=np.float32)
     full[label_index(labels, factors.index.tolist(), kind)] = factors.to_numpy(np.float32)
@@ -51,7 +53,7 @@ def write_genome_factors(path, rows: GenomeRows, tables) -> None:
         dim = "position" if step == 1 else f"position_{res}"
         n = -(-genome.n_positions // step)
         chunk = max(1, genome.chunk_bins // step)
-        arr = _array(root, f"genome_factors_{res}", (n, table.shape[1]), (chunk, table.shape[1]), (dim, f"factor_{res}"))
+        arr = _array(path, root, f"genome_factors_{res}", (n, table.shape[1]), (chunk, table.shape[1]), (dim, f"factor_{res}"))
         index = rows.positions if step == 1 else rows.coarse[res]
         for lo, hi in _runs(index):
             arr[index[lo]: index[hi - 1] + 1] = table[lo:hi]

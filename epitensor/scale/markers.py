@@ -27,7 +27,7 @@ KINDS = ("factors", "imputed")
 def prepare_markers(path) -> None:
     """Create the marker groups and sweep a killed run's temporary files (on the driver, before any task)."""
     remove_interrupted_writes(path)
-    root = zarr.open_group(str(path), mode="r+")
+    root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     group = root.require_group(GROUP)
     for kind in KINDS:
         group.require_group(kind)

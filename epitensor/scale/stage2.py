@@ -21,7 +21,14 @@ import torch
 from ..exceptions import BlockError, ModelError, RegionError, StoreNotFoundError
 from ..model.positions import GenomeRows
 from ..model.storage import write_genome_factors
-from ..store import _open_group, add_track_variable, label_index, open_dataset, store_path
+from ..store import (
+    _open_group,
+    add_track_variable,
+    label_index,
+    open_dataset,
+    store_path,
+    sync_metadata,
+)
 from .blocks import Block, describe_blocks, group_blocks, plan_blocks
 from .factors import assemble_tables, model_source, with_genome_tables
 from .markers import (
@@ -163,6 +170,7 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
     write_genome_factors(path, GenomeRows([]), [np.zeros((0, w), dtype=np.float32) for w in widths])
     if pairs is not None:
         add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
+    sync_metadata(path)  # the workers open the store: its consolidated metadata must list the new arrays
     settings = dict(epochs=int(epochs), seed=seed, key=key, device=device, torch_threads=torch_threads,
                          pairs=pairs, impute_key=impute_keys)
     run = dict(client=client, scheduler=scheduler, workers=workers, resources=resources, progress=progress, path=path)
@@ -174,6 +182,7 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
     records += [{"block": b.name, "first": b.first, "end": b.end, "n_positions": b.n_positions, "status": "finished before"}
                 for b in blocks if b.name not in worked]
     model._genome_store = path
+    sync_metadata(path)  # the blocks' completion markers
     report = _report(records, genome)
     report.attrs["plan"] = plan
     _raise_failures(report, "fit_genome")
@@ -233,6 +242,7 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
         return pd.DataFrame([plan])
     prepare_markers(path)
     add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
+    sync_metadata(path)
     groups = group_blocks(todo, genome)
     settings = dict(device=device, torch_threads=torch_threads, pairs=(store_p, model_p), impute_key=keys)
     records = run_tasks(impute_blocks, frozen, groups, extra=[{b.name: shipped.get(b.name) for b in g} for g in groups],
@@ -241,6 +251,7 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
     records += [{"block": b.name, "first": b.first, "end": b.end, "n_positions": b.n_positions, "status": "finished before"}
                 for b in done]
     model._genome_store = path
+    sync_metadata(path)  # the blocks' completion markers
     report = _report(records, genome)
     report.attrs["plan"] = plan
     _raise_failures(report, "impute_genome")
