@@ -5,9 +5,9 @@ A DataArray that is a store variable and has only been indexed since it was open
 exactly the values on disk. For a small read, such as 1 Mb of a few tracks while browsing, or the
 training tracks of a model, dask's graph and scheduler take longer than the read itself.
 :func:`store_source` proves that an object is such a selection: its dask graph holds nothing but
-the opened array and indexing, and its ``biosample``/``assay``/``position`` indexes still label
-the store's rows (:class:`~epitensor.genome_index.LabelIndex`,
-:class:`~epitensor.genome_index.GenomeIndex`). Then the rows are found in the store BY NAME (labels
+the opened array and indexing, and its ``biosample``/``assay``/``position`` coordinates still name
+the store's rows (:func:`~epitensor.genome_index.from_store`: the store's
+:class:`~epitensor.genome_index.GenomeIndex`, labels marked when opened). Then the rows are found in the store BY NAME (labels
 and genome-wide bin numbers, never the object's row numbers) and read from the chunk files in the
 calling thread (:mod:`epitensor.chunks`; through zarr for other layouts). Anything else
 (arithmetic, new labels, in-memory data, concatenations) is read through xarray, by label.

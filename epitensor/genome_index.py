@@ -69,7 +69,7 @@ class GenomeIndex(PandasIndex):
                  source: str | None = None):
         super().__init__(array, dim, coord_dtype, fastpath=fastpath)
         self.genome = genome
-        self.source = source  # the store whose position axis these bins are (see LabelIndex)
+        self.source = source  # the store whose position axis these bins are (see from_store)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -186,45 +186,31 @@ class GenomeIndex(PandasIndex):
         return f"GenomeIndex ({self.genome.assembly}, {self.genome.bin_size} bp bins)"
 
 
-class LabelIndex(PandasIndex):
-    """The ``biosample``/``assay`` index of a store opened by :func:`epitensor.open_dataset`.
+STORE_KEY = "epitensor_store"  # encoding key: the store whose rows a label coordinate names
 
-    An ordinary label index that remembers the store whose rows it labels. Selections, sorting and
-    renames keep it; any new labels (``assign_coords``, ``reindex`` with new names, ``concat``)
-    make a plain index. So the fast chunk readers (:mod:`epitensor.direct`) can prove that the
-    labels of an object still name the store's rows before they read those rows by name.
+
+def mark_store_labels(ds: xr.Dataset, source: str) -> xr.Dataset:
+    """Record on the ``biosample``/``assay`` coordinates that they name the rows of store ``source``.
+
+    The mark lives in the coordinates' encoding, which xarray carries through selections and
+    sorting (the labels move with the data) and which new labels (``assign_coords``, ``reindex``,
+    ``concat``) do not have, so :func:`from_store` can tell the two apart.
     """
-
-    __slots__ = ("source",)
-
-    def __init__(self, array, dim, coord_dtype=None, *, fastpath=False, source: str | None = None):
-        super().__init__(array, dim, coord_dtype, fastpath=fastpath)
-        self.source = source
-
-    @classmethod
-    def from_variables(cls, variables, *, options):
-        index = PandasIndex.from_variables(variables, options=options)
-        return cls(index.index, index.dim, index.coord_dtype, fastpath=True, source=options.get("source"))
-
-    def _replace(self, index, dim=None, coord_dtype=None):
-        return type(self)(index, self.dim if dim is None else dim,
-                          self.coord_dtype if coord_dtype is None else coord_dtype, fastpath=True, source=self.source)
-
-    @classmethod
-    def concat(cls, indexes, dim, positions=None):
-        return PandasIndex.concat(indexes, dim, positions)
-
-    def join(self, other, how="inner"):
-        return PandasIndex(self.index, self.dim, self.coord_dtype).join(other, how)
+    for dim in ("biosample", "assay"):
+        if dim in ds.variables:
+            ds.variables[dim].encoding[STORE_KEY] = source
+    return ds
 
 
 def from_store(obj, dim: str, source: str | None) -> bool:
-    """True when ``obj``'s ``dim`` index labels the rows of store ``source`` (a scalar selection,
-    which drops the index, keeps the label it selected)."""
-    if dim not in obj.dims:
-        return True
-    index = obj.xindexes.get(dim)
-    return isinstance(index, LabelIndex | GenomeIndex) and index.source is not None and index.source == source
+    """True when ``obj``'s ``dim`` coordinate still names the rows of store ``source``: the
+    ``position`` index of that store, or labels marked by :func:`mark_store_labels`."""
+    if source is None or dim not in obj.coords:
+        return dim not in obj.dims
+    if dim == "position":
+        index = obj.xindexes.get(dim)
+        return isinstance(index, GenomeIndex) and index.source == source
+    return obj.coords.variables[dim].encoding.get(STORE_KEY) == source
 
 
 # ---------------------------------------------------------------------- lazy location coordinates

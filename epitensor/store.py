@@ -53,7 +53,7 @@ import zarr
 from .allocator import keep_freed_memory
 from .exceptions import DataError, LabelError, SchemaError, StoreNotFoundError
 from .genome import Genome
-from .genome_index import LabelIndex, genome_index, with_genome_index
+from .genome_index import genome_index, mark_store_labels, with_genome_index
 
 SCHEMA_VERSION = 1
 #: Variables laid out along the genome-wide position axis, stored in (1, 1, chunk_bins) chunks.
@@ -550,9 +550,8 @@ def _index_store(ds: xr.Dataset, source: str) -> xr.Dataset:
     """Attach the indexes that carry the genome and remember the store: a
     :class:`~epitensor.genome_index.GenomeIndex` on ``position`` (every bin of the genome for a
     store made by epitensor, the saved bin numbers for a subset saved by xarray) and
-    :class:`~epitensor.genome_index.LabelIndex` on the labels."""
-    for dim in ("biosample", "assay"):
-        ds = ds.drop_indexes(dim).set_xindex(dim, LabelIndex, source=source)
+    a mark on the label coordinates (:func:`~epitensor.genome_index.mark_store_labels`)."""
+    ds = mark_store_labels(ds, source)
     if "position" not in ds.dims:
         return ds
     index = genome_index(ds)
