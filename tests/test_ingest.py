@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
@@ -16,9 +17,11 @@ import pyBigWig
 import pytest
 
 import epitensor as et
+from epitensor.chunks import ChunkFiles
 from epitensor.datasets import synthetic_bigwigs, write_bigwig
 from epitensor.io import completed_pieces, read_bins
 from epitensor.io.bigwig import bin_means, inspect_bigwig
+from epitensor.io.bigwig_blocks import BigWigBlocks
 
 CHROMS = {"chr1": 60_013, "chr2": 30_007}  # partial last bins; 3 + 2 chunks of 1,000 bins
 GENOME = et.Genome("test", list(CHROMS), list(CHROMS.values()), chunk_bins=1_000)
@@ -50,6 +53,24 @@ def store_digest(path) -> dict[str, str]:
     """Relative path -> sha256 of every file of a store (the strongest 'identical' there is)."""
     path = Path(path)
     return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(path.rglob("*")) if f.is_file()}
+
+
+def corrupt_data_block(src, dst, contig: str) -> Path:
+    """Copy bigWig ``src`` to ``dst`` with the middle of the last data block of ``contig`` zeroed
+    (the header, index and total summary stay intact, so the damage shows only when it is read)."""
+    with BigWigBlocks(src) as blocks:
+        chrom_id, length = blocks.chroms[contig]
+        offset, size = (int(x) for x in blocks._blocks(chrom_id, 0, length)[-1])
+    data = bytearray(Path(src).read_bytes())
+    data[offset + size // 4 : offset + 3 * size // 4] = bytes(3 * size // 4 - size // 4)
+    Path(dst).write_bytes(bytes(data))
+    return Path(dst)
+
+
+def track_chunk_files(store, b: int, a: int) -> list[Path]:
+    """The chunk files of track ``(b, a)`` of ``signal`` (zarr's default ``c/<b>/<a>/<k>`` keys)."""
+    folder = Path(store) / "signal" / "c" / str(b) / str(a)
+    return sorted(f for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else []
 
 
 @pytest.fixture
@@ -178,8 +199,16 @@ def _bad_cases(tmp_path, manifest):
     hg_wrong = write_bigwig(tmp_path / "wrong_build.bw", {"chr1": 60_000, "chr2": 30_007}, {"chr1": ([0], [10], [1.0])})
     nan_bw = write_bigwig(tmp_path / "nan.bw", CHROMS, {"chr2": ([0, 10], [10, 20], [1.0, float("nan")])})
     inf_bw = write_bigwig(tmp_path / "inf.bw", CHROMS, {"chr1": ([5], [9], [float("inf")])})
+    empty = tmp_path / "empty.bw"
+    empty.touch()
+    folder = tmp_path / "folder.bw"
+    folder.mkdir()
+    damaged = corrupt_data_block(manifest.path[0], tmp_path / "damaged.bw", "chr2")
     one = manifest.iloc[:1]
     return {
+        "empty file": (one.assign(path=[str(empty)]), {}, et.DataError, r"empty.bw is empty \(0 bytes\)"),
+        "folder": (one.assign(path=[str(folder)]), {}, et.DataError, "folder.bw is a folder, not a bigWig file"),
+        "damaged data block": (one.assign(path=[str(damaged)]), {}, et.DataError, r"track B1/H3K4me3 .*damaged.bw: cannot read chr2:.*damaged"),
         "not a bigwig": (one.assign(path=[str(not_bw)]), {}, et.DataError, "cannot be opened as a bigWig|not a bigWig"),
         "missing file": (one.assign(path=[str(tmp_path / "nope.bw")]), {}, et.DataError, "does not exist"),
         "duplicate rows": (pd.concat([one, one]), {}, et.ManifestError, "more than once"),
@@ -192,7 +221,7 @@ def _bad_cases(tmp_path, manifest):
     }
 
 
-@pytest.mark.parametrize("case", ["not a bigwig", "missing file", "duplicate rows", "missing column", "wrong build", "nan values", "inf values", "unknown labels", "other contigs"])
+@pytest.mark.parametrize("case", ["empty file", "folder", "damaged data block", "not a bigwig", "missing file", "duplicate rows", "missing column", "wrong build", "nan values", "inf values", "unknown labels", "other contigs"])
 def test_bad_input_raises_and_leaves_store_unchanged(tmp_path, manifest, case):
     store = et.create_store(tmp_path / "s.zarr", ["B1", "B2"], ["H3K4me3", "H3K27me3"], GENOME)
     et.ingest(manifest.iloc[[3]], store, progress=False)
@@ -228,6 +257,79 @@ def test_nan_found_mid_run_names_file_and_contig(tmp_path, manifest, monkeypatch
     assert all(r["assay"] == "H3K4me3" for r in completed_pieces(tmp_path / "s.zarr").values())
     et.ingest(table.iloc[:1], tmp_path / "s.zarr", progress=False)  # the good track completes on a rerun
     assert et.open_dataset(tmp_path / "s.zarr").observed.values.tolist() == [[True, False]]
+
+
+def test_damaged_data_block_erases_the_track_and_keeps_the_others(tmp_path, manifest):
+    """pyBigWig fails on a corrupt data block of chr2 after chr1's chunks are written: the track
+    must not be left half written, and the finished tracks must stay."""
+    def new_store(path):
+        store = et.create_store(path, ["B1", "B2"], ["H3K4me3", "H3K27me3"], GENOME)
+        return et.ingest(manifest.iloc[[3]], store, progress=False)  # B2/H3K27me3
+
+    store = new_store(tmp_path / "s.zarr")
+    kept = {f: f.read_bytes() for f in track_chunk_files(store, 1, 1)}
+    damaged = corrupt_data_block(manifest.path[0], tmp_path / "damaged.bw", "chr2")
+    with BigWigBlocks(damaged) as blocks:  # the damage is real: the block no longer inflates
+        with pytest.raises(Exception, match="zlib|decompress|invalid"):
+            blocks.intervals("chr2", 0, CHROMS["chr2"])
+    table = manifest.iloc[[0, 1]].assign(path=[str(damaged), manifest.path[1]])
+    with pytest.raises(et.DataError, match=r"track B1/H3K4me3 .*damaged.bw: cannot read chr2.*damaged"):
+        et.ingest(table, store, scheduler="sync", progress=False)
+    obs = et.open_dataset(store).observed.to_pandas()
+    assert track_chunk_files(store, 0, 0) == [] and not obs.loc["B1", "H3K4me3"]
+    assert not any(r["assay"] == "H3K4me3" and r["biosample"] == "B1" for r in completed_pieces(store).values())
+    assert {f: f.read_bytes() for f in track_chunk_files(store, 1, 1)} == kept and obs.loc["B2", "H3K27me3"]
+    if obs.loc["B1", "H3K27me3"]:  # finished before the failure: kept whole
+        np.testing.assert_allclose(contig_values(store, "B1", "H3K27me3", "chr1"), expected_bins(manifest.path[1], "chr1"), rtol=1e-6)
+    else:  # unfinished: erased whole
+        assert track_chunk_files(store, 0, 1) == []
+    et.ingest(manifest.iloc[[0, 1]], store, progress=False)  # the good file: resumes and finishes
+    clean = et.ingest(manifest.iloc[[0, 1]], new_store(tmp_path / "clean.zarr"), progress=False)
+    assert store_digest(store) == store_digest(clean)
+
+
+def test_disk_full_erases_the_failed_track_and_a_rerun_finishes(tmp_path, manifest, monkeypatch):
+    real, calls = ChunkFiles.write, []
+
+    def full_disk(self, *args):
+        calls.append(args)
+        # the sync scheduler writes the 3 chr1 chunks of each of the 4 tracks, then the 2 chr2
+        # chunks track by track: the 15th write finds the disk full after one track has finished
+        if len(calls) >= 15:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(self, *args)
+
+    monkeypatch.setattr(ChunkFiles, "write", full_disk)
+    store = tmp_path / "s.zarr"
+    with pytest.raises(et.WriteError, match=r"disk full writing .*s\.zarr .*track B\d/H3K\d+me3.*free some space"):
+        et.ingest(manifest, store, assembly=GENOME, scheduler="sync", progress=False)
+    obs = et.open_dataset(store).observed.values
+    assert 0 < obs.sum() < obs.size  # some tracks finished, the one that hit the full disk did not
+    for b in range(2):
+        for a in range(2):
+            files = track_chunk_files(store, b, a)
+            assert (len(files) == 5) if obs[b, a] else files == []  # finished whole, or erased whole
+    assert not list(store.rglob("*.partial"))
+    monkeypatch.setattr(ChunkFiles, "write", real)  # space freed
+    et.ingest(manifest, store, progress=False)
+    assert store_digest(store) == store_digest(et.ingest(manifest, tmp_path / "clean.zarr", assembly=GENOME, progress=False))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"workers": -1}, r"workers must be a whole number of at least 1.*got -1"),
+        ({"workers": 0}, "workers must be"),
+        ({"workers": 1.5}, "workers must be"),
+        ({"scheduler": "bogus"}, r"scheduler must be one of \['threads', 'processes', 'sync', 'distributed'\].*'bogus'"),
+        ({"missing_chroms": "ignore"}, r"missing_chroms must be one of \['error', 'zero'\].*'ignore'"),
+        ({"transform": "log"}, r"transform must be one of \['arcsinh', 'none'\].*'log'"),
+    ],
+)
+def test_bad_arguments_are_refused_before_the_store_is_created(tmp_path, manifest, kwargs, message):
+    with pytest.raises(et.ArgumentError, match=message):
+        et.ingest(manifest, tmp_path / "s.zarr", assembly=GENOME, progress=False, **kwargs)
+    assert not (tmp_path / "s.zarr").exists()
 
 
 def test_already_observed_track_needs_overwrite(tmp_path, manifest):
