@@ -25,7 +25,7 @@ from epitensor.io.bigwig_blocks import BigWigBlocks
 
 CHROMS = {"chr1": 60_013, "chr2": 30_007}  # partial last bins; 3 + 2 chunks of 1,000 bins
 GENOME = et.Genome("test", list(CHROMS), list(CHROMS.values()), chunk_bins=1_000)
-REPO = Path(__file__).resolve().parents[1]
+SOURCE = Path(et.__file__).resolve().parents[1]  # subprocesses run the epitensor under test
 
 
 def expected_bins(bw_path, chrom: str, transform: str = "arcsinh", bin_size: int = 25, bins=None) -> np.ndarray:
@@ -343,42 +343,58 @@ def test_already_observed_track_needs_overwrite(tmp_path, manifest):
 
 
 # ---------------------------------------------------------------------- resume after kill -9
+#: Runs ingest and kills itself (kill -9) at one write point: every file of a store is written to a
+#: temporary name and renamed into place (os.replace), so patching os.replace reaches them all.
+#: argv: manifest, store, scheduler, a regex of the written path, N, "before" or "after" the Nth
+#: matching rename (before: the temporary file is written but not yet renamed).
 KILL_SCRIPT = """
-import os, signal, sys
+import os, re, signal, sys
 import pandas as pd
 import epitensor as et
-from epitensor.io import ingestion as ingest_module
 
-real, calls = ingest_module._ingest_chunk, []
-def chunk_then_die(*args):
-    out = real(*args)
-    calls.append(out)
-    if len(calls) == int(sys.argv[3]):
-        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of the run
+manifest, store, scheduler, pattern, nth, when = sys.argv[1:]
+real, calls = os.replace, []
+def replace_or_die(src, dst, *args, **kwargs):
+    hit = re.search(pattern, os.fspath(dst).replace(os.sep, "/")) is not None
+    if hit:
+        calls.append(dst)
+    if hit and len(calls) == int(nth) and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    out = real(src, dst, *args, **kwargs)
+    if hit and len(calls) == int(nth) and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
     return out
-ingest_module._ingest_chunk = chunk_then_die
+os.replace = replace_or_die
 genome = et.Genome("test", ["chr1", "chr2"], [60_013, 30_007], chunk_bins=1_000)
-et.ingest(pd.read_csv(sys.argv[1], sep="\\t"), sys.argv[2], assembly=genome, scheduler=sys.argv[4], workers=2, progress=False)
+et.ingest(pd.read_csv(manifest, sep="\\t"), store, assembly=genome, scheduler=scheduler, workers=2, progress=False)
+sys.exit("the kill point was never reached")
 """
 
 
-@pytest.mark.parametrize(("scheduler", "kill_after"), [("sync", 7), ("threads", 12)])
-def test_resume_after_kill_9_gives_identical_store(tmp_path, manifest, scheduler, kill_after):
+@pytest.mark.parametrize(
+    ("scheduler", "point", "nth", "when"),
+    [
+        ("sync", r"/signal/c/", 7, "before"),  # a chunk written, not renamed
+        ("threads", r"/signal/c/", 12, "after"),  # chunks done, their piece's record not written
+        ("sync", r"/ingest_progress/zarr\.json$", 1, "before"),  # the progress group being created
+        ("sync", r"/ingest_progress/\d", 3, "before"),  # a completion record written, not renamed
+        ("sync", r"/observed/c/", 1, "before"),  # every piece recorded, observed not yet updated
+    ],
+    ids=["chunk", "chunk-threads", "progress-group", "record", "observed"],
+)
+def test_resume_after_kill_9_gives_identical_store(tmp_path, manifest, scheduler, point, nth, when):
     manifest.to_csv(tmp_path / "m.tsv", sep="\t", index=False)
     script = tmp_path / "kill.py"
     script.write_text(textwrap.dedent(KILL_SCRIPT))
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(SOURCE) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     killed = tmp_path / "killed.zarr"
-    run = subprocess.run([sys.executable, str(script), str(tmp_path / "m.tsv"), str(killed), str(kill_after), scheduler], env=env, capture_output=True, timeout=120)
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "m.tsv"), str(killed), scheduler, point, str(nth), when], env=env, capture_output=True, timeout=120)
     assert run.returncode == -signal.SIGKILL, run.stderr.decode()[-2000:]
     records = completed_pieces(killed)
-    assert 0 < len(records) < 8  # some pieces done, some not
+    assert len(records) == 8 if point.startswith("/observed") else len(records) < 8
     assert not et.open_dataset(killed).observed.values.any()
-    # a kill in the middle of a chunk write leaves zarr's temporary file; make sure there is one
-    chunk = next((killed / "signal" / "c").rglob("*"))
-    while chunk.is_dir():
-        chunk = next(chunk.iterdir())
-    (chunk.parent / f"{chunk.name}.0123456789abcdef.partial").write_bytes(b"half a chunk")
+    if when == "before":  # the kill left the temporary file of the write it interrupted
+        assert [f for f in killed.rglob("*") if f.name.endswith((".partial", ".tmp"))]
 
     et.ingest(tmp_path / "m.tsv", killed, progress=False)  # resume
     clean = et.ingest(tmp_path / "m.tsv", tmp_path / "clean.zarr", assembly=GENOME, progress=False)

@@ -71,13 +71,16 @@ def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Pat
     wrote = 0
     try:
         bw = create_bigwig(tmp, shown=path)
-        bw.addHeader(list(zip(genome.contigs, genome.lengths)))
         step = genome.chunk_bins
-        for lo in range(0, positions.size, step):
-            values = np.asarray(da.isel(position=slice(lo, lo + step)).values, dtype=np.float64)
-            wrote += _write_block(bw, genome, positions[lo : lo + step], undo(values))
-        bw.close()
-        bw = None
+        try:
+            bw.addHeader(list(zip(genome.contigs, genome.lengths)))
+            for lo in range(0, positions.size, step):
+                values = np.asarray(da.isel(position=slice(lo, lo + step)).values, dtype=np.float64)
+                wrote += _write_block(bw, genome, positions[lo : lo + step], undo(values))
+            done, bw = bw, None
+            done.close()
+        except (RuntimeError, SystemError) as err:  # libBigWig failed to write (pyBigWig: SystemError)
+            raise _write_failed(path) from err
         if wrote == 0:
             raise DataError("the track holds no values (all NaN: an unobserved track?); nothing to export")
         _check_written(tmp, path)
@@ -144,11 +147,20 @@ def create_bigwig(path, *, shown=None):
 def _check_written(tmp: Path, path: Path) -> None:
     """Reopen a bigWig just written: libBigWig only prints its write errors (a full disk)."""
     from .bigwig import open_bigwig
+    from .bigwig_blocks import BigWigBlocks
 
     try:
         open_bigwig(tmp).close()
-    except DataError:
-        raise WriteError(f"writing {path} failed (the file came out truncated: is the disk full?); free some space and export again") from None
+        with BigWigBlocks(tmp) as blocks:
+            complete = blocks.is_complete()
+    except (DataError, ValueError, OSError):
+        complete = False
+    if not complete:
+        raise _write_failed(path)
+
+
+def _write_failed(path) -> WriteError:
+    return WriteError(f"writing {path} failed (the file came out truncated: is the disk full?); free some space and export again")
 
 
 def _one_track(da) -> xr.DataArray:
