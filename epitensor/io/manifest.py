@@ -127,6 +127,8 @@ def read_manifest(manifest, base_dir=None) -> pd.DataFrame:
             f"{where} lists some (biosample, assay) tracks more than once: {pairs}. "
             "Keep one file per track (merge replicates before ingesting)"
         )
+    if table["path"].str.contains("\x00", regex=False).any():
+        raise ManifestError(f"{where}: a path holds a NUL byte; give each file's path as plain text")
     table["path"] = [p if is_url(p) else str((base / os.path.expanduser(p)).resolve()) for p in table["path"]]
     return table
 
@@ -186,6 +188,9 @@ def _manifest_text(path: Path) -> str:
             f"manifest {path} is not UTF-8 text (byte 0x{raw[err.start]:02x} on line {line}); save it as "
             "UTF-8 (e.g. iconv -f latin1 -t utf-8 old.tsv > new.tsv)"
         ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise ManifestError(f"manifest {path} holds a NUL byte on line {line}; is it a text file? A manifest is a TSV or CSV table")
     return text.replace("\r\n", "\n")
 
 
