@@ -20,6 +20,7 @@ import epitensor as et
 from epitensor.chunks import ChunkFiles
 from epitensor.datasets import synthetic_bigwigs, write_bigwig
 from epitensor.io import completed_pieces, read_bins
+from epitensor.io import ingestion as ingest_module
 from epitensor.io.bigwig import bin_means, inspect_bigwig
 from epitensor.io.bigwig_blocks import BigWigBlocks
 
@@ -244,7 +245,6 @@ def test_nan_found_mid_run_names_file_and_contig(tmp_path, manifest, monkeypatch
     nan_bw = write_bigwig(tmp_path / "nan.bw", CHROMS, {"chr2": ([0, 10], [10, 20], [1.0, float("nan")])})
     with pytest.raises(et.DataError, match=r"nan.bw: NaN values in chr2:0-25,000"):
         read_bins(nan_bw, "chr2", CHROMS["chr2"], 0, 1000, check=True)
-    from epitensor.io import ingestion as ingest_module
 
     real = ingest_module.inspect_bigwig
     monkeypatch.setattr(ingest_module, "inspect_bigwig", lambda p: real(p).__class__(str(p), real(p).chroms, None))
@@ -288,18 +288,24 @@ def test_damaged_data_block_erases_the_track_and_keeps_the_others(tmp_path, mani
     assert store_digest(store) == store_digest(clean)
 
 
-def test_disk_full_erases_the_failed_track_and_a_rerun_finishes(tmp_path, manifest, monkeypatch):
-    real, calls = ChunkFiles.write, []
+@pytest.mark.parametrize(
+    ("owner", "name", "nth"),
+    # the sync scheduler writes the 3 chr1 chunks (then the chr1 record) of each of the 4 tracks,
+    # then their 2 chr2 chunks (then the chr2 record) track by track: the 15th chunk write or the
+    # 6th record finds the disk full after one track has finished
+    [(ChunkFiles, "write", 15), (ingest_module.tempfile, "mkstemp", 6)],
+    ids=["chunk", "record"],
+)
+def test_disk_full_erases_the_failed_track_and_a_rerun_finishes(tmp_path, manifest, monkeypatch, owner, name, nth):
+    real, calls = getattr(owner, name), []
 
-    def full_disk(self, *args):
+    def full_disk(*args, **kwargs):
         calls.append(args)
-        # the sync scheduler writes the 3 chr1 chunks of each of the 4 tracks, then the 2 chr2
-        # chunks track by track: the 15th write finds the disk full after one track has finished
-        if len(calls) >= 15:
+        if len(calls) >= nth:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(self, *args)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(ChunkFiles, "write", full_disk)
+    monkeypatch.setattr(owner, name, full_disk)
     store = tmp_path / "s.zarr"
     with pytest.raises(et.WriteError, match=r"disk full writing .*s\.zarr .*track B\d/H3K\d+me3.*free some space"):
         et.ingest(manifest, store, assembly=GENOME, scheduler="sync", progress=False)
@@ -310,7 +316,7 @@ def test_disk_full_erases_the_failed_track_and_a_rerun_finishes(tmp_path, manife
             files = track_chunk_files(store, b, a)
             assert (len(files) == 5) if obs[b, a] else files == []  # finished whole, or erased whole
     assert not list(store.rglob("*.partial"))
-    monkeypatch.setattr(ChunkFiles, "write", real)  # space freed
+    monkeypatch.setattr(owner, name, real)  # space freed
     et.ingest(manifest, store, progress=False)
     assert store_digest(store) == store_digest(et.ingest(manifest, tmp_path / "clean.zarr", assembly=GENOME, progress=False))
 

@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -186,25 +187,49 @@ def ingest(
     if exists:
         todo, redo_tracks = _pending(store, pieces, overwrite)  # reads only; may refuse
     else:
-        _create(store, table, genome, transform)
+        with _writing(store):
+            _create(store, table, genome, transform)
         todo, redo_tracks = pieces, set()
     # validation is over: from here on the store changes
-    _prepare_progress(store, todo)
-    if redo_tracks:
-        set_observed(store, sorted(redo_tracks), False)
+    with _writing(store):
+        _prepare_progress(store, todo)
+        if redo_tracks:
+            set_observed(store, sorted(redo_tracks), False)
     try:
         _run(store, todo, genome, workers=workers, scheduler=scheduler, client=client, progress=progress)
     except BaseException as err:  # a bad file, a full disk, Ctrl-C: no half track is left
-        _erase_incomplete(store, todo, genome)
-        _mark_observed(store, pieces)  # the tracks that did finish
+        with _writing(store):
+            _erase_incomplete(store, todo, genome)
+            _mark_observed(store, pieces)  # the tracks that did finish
         if isinstance(err, EpitensorError) or not isinstance(err, Exception):
             raise
         raise EpitensorError(
             f"ingest into {store} failed ({type(err).__name__}: {err}); its unfinished tracks were "
             "erased and the finished ones kept: run the same ingest again to resume"
         ) from err
-    _mark_observed(store, pieces)
+    with _writing(store):
+        _mark_observed(store, pieces)
     return store
+
+
+@contextmanager
+def _writing(store, what: str = ""):
+    """Turn an OSError of the writes in this block (a full disk, no permission) into a WriteError."""
+    try:
+        yield
+    except OSError as err:
+        if isinstance(err, EpitensorError):
+            raise
+        raise _write_error(store, err, what) from err
+
+
+def _write_error(store, err: OSError, what: str = "") -> WriteError:
+    if err.errno == errno.ENOSPC:
+        return WriteError(
+            f"disk full writing {store}{what}; the unfinished tracks are erased and the finished ones "
+            "kept: free some space and run the same ingest again to resume"
+        )
+    return WriteError(f"cannot write {store}{what}: {err}; check that the store's folder is writable, then run the same ingest again to resume")
 
 
 #: Schedulers :func:`ingest` takes (``None``: the active distributed client, else threads).
@@ -399,7 +424,7 @@ def _write_record(store: str, piece: dict, *chunks_done) -> str:
             json.dump(p.record(), fh, sort_keys=True)
         os.replace(tmp, folder / p.record_name)
     except OSError as err:
-        raise _write_failed(store, p, err) from err
+        raise _write_error(store, err, f" ({_track(p)}, {p.contig})") from err
     return p.record_name
 
 
@@ -407,16 +432,6 @@ def _track(p: Piece) -> str:
     return f"track {p.biosample}/{p.assay} ({p.source})"
 
 
-def _write_failed(store, p: Piece, err: OSError) -> WriteError:
-    if err.errno == errno.ENOSPC:
-        return WriteError(
-            f"disk full writing {store} ({_track(p)}, {p.contig}); the unfinished tracks are erased "
-            "and the finished ones kept: free some space and run the same ingest again to resume"
-        )
-    return WriteError(
-        f"cannot write {store} ({_track(p)}, {p.contig}): {err}; check that the store's folder is "
-        "writable, then run the same ingest again to resume"
-    )
 
 
 def _read_failed(p: Piece, lo_bin: int, hi_bin: int, bin_size: int, err: Exception) -> EpitensorError:
@@ -455,7 +470,7 @@ def _ingest_chunk(store: str, shape: tuple, piece: dict, lo_bin: int, hi_bin: in
         else:
             arr[p.b, p.a, first_pos + lo_bin : chunk_end] = out
     except OSError as err:
-        raise _write_failed(store, p, err) from err
+        raise _write_error(store, err, f" ({_track(p)}, {p.contig})") from err
     return hi_bin - lo_bin
 
 
