@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pyBigWig
@@ -18,7 +12,6 @@ from epitensor.datasets import synthetic_bigwigs
 
 CHROMS = {"chr1": 60_013, "chr2": 30_007}
 GENOME = et.Genome("test", list(CHROMS), list(CHROMS.values()), chunk_bins=1_000)
-SOURCE = Path(et.__file__).resolve().parents[1]  # subprocesses run the epitensor under test
 
 
 @pytest.fixture
@@ -119,19 +112,12 @@ for target in sys.argv[2:]:
 """
 
 
-def run_script(tmp_path, source, *args, **kwargs):
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(source))
-    env = {**os.environ, "PYTHONPATH": str(SOURCE) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, str(script), *map(str, args)], env=env, capture_output=True, text=True, timeout=120, **kwargs)
-
-
-def test_export_to_a_path_that_cannot_be_written_is_an_error_not_a_crash(tmp_path, manifest):
+def test_export_to_a_path_that_cannot_be_written_is_an_error_not_a_crash(tmp_path, manifest, run_script):
     store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
     (tmp_path / "a_file").write_text("not a folder")
     (tmp_path / "folder.bw").mkdir()
     targets = [tmp_path / "missing" / "dir" / "x.bw", tmp_path / "folder.bw", tmp_path / "a_file" / "x.bw"]
-    run = run_script(tmp_path, BAD_TARGETS_SCRIPT, store, *targets)
+    run = run_script(BAD_TARGETS_SCRIPT, store, *targets)
     assert run.returncode == 0, f"rc {run.returncode} (139/-11: a segfault)\n{run.stderr[-2000:]}"
     lines = run.stdout.splitlines()
     assert len(lines) == 6 and all(line.startswith("WriteError cannot write ") for line in lines), run.stdout
@@ -140,7 +126,7 @@ def test_export_to_a_path_that_cannot_be_written_is_an_error_not_a_crash(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "bw", "folder.bw", "s.zarr", "script.py"]
 
 
-def test_export_that_runs_out_of_space_is_an_error_and_leaves_no_file(tmp_path, manifest):
+def test_export_that_runs_out_of_space_is_an_error_and_leaves_no_file(tmp_path, manifest, run_script):
     """A file-size limit makes libBigWig's writes fail part way (as a full disk does); it only
     prints that, so the export must notice the truncated file."""
     store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
@@ -161,7 +147,7 @@ def test_export_that_runs_out_of_space_is_an_error_and_leaves_no_file(tmp_path, 
     """
     size = full.stat().st_size
     limits = [4096, size // 2, size - 1]  # header, data and the final magic number cut off
-    run = run_script(tmp_path, source, store, tmp_path / "out.bw", *limits)
+    run = run_script(source, store, tmp_path / "out.bw", *limits)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.splitlines() == [f"WriteError {n} writing {tmp_path / 'out.bw'} failed (the file came out truncated: is the disk full?); free some space and export again" for n in limits]
     assert not (tmp_path / "out.bw").exists() and not list(tmp_path.glob(".out.bw*"))

@@ -6,9 +6,6 @@ import errno
 import hashlib
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,6 @@ from epitensor.io.bigwig_blocks import BigWigBlocks
 
 CHROMS = {"chr1": 60_013, "chr2": 30_007}  # partial last bins; 3 + 2 chunks of 1,000 bins
 GENOME = et.Genome("test", list(CHROMS), list(CHROMS.values()), chunk_bins=1_000)
-SOURCE = Path(et.__file__).resolve().parents[1]  # subprocesses run the epitensor under test
 
 
 def expected_bins(bw_path, chrom: str, transform: str = "arcsinh", bin_size: int = 25, bins=None) -> np.ndarray:
@@ -259,6 +255,54 @@ def test_nan_found_mid_run_names_file_and_contig(tmp_path, manifest, monkeypatch
     assert et.open_dataset(tmp_path / "s.zarr").observed.values.tolist() == [[True, False]]
 
 
+#: Ingests each bigWig file given (one track each) and prints one line per file: the project
+#: error's class, or "ok". pyBigWig crashed the interpreter on some damaged headers.
+DAMAGED_FILES_SCRIPT = """
+import sys
+import pandas as pd
+import epitensor as et
+
+genome = et.Genome("test", ["chr1", "chr2"], [60_013, 30_007], chunk_bins=1_000)
+for i, path in enumerate(sys.argv[1:]):
+    try:
+        et.ingest(pd.DataFrame({"biosample": ["B"], "assay": ["A"], "path": [path]}), f"{path}.zarr", assembly=genome, progress=False)
+        print("ok")
+    except et.EpitensorError as err:
+        print(type(err).__name__, str(err).splitlines()[0])
+"""
+
+
+def damaged_headers(src, folder) -> dict[str, Path]:
+    """Copies of bigWig ``src`` with one part of the header's layout broken each."""
+    data = Path(src).read_bytes()
+    with BigWigBlocks(src) as blocks:
+        tree, key_size = blocks._chrom_tree, int(np.frombuffer(data[blocks._chrom_tree + 8 : blocks._chrom_tree + 12], "<u4")[0])
+    cases = {
+        "contig id": (tree + 32 + 4 + key_size + 3, 0x85),  # chr1's id -> 2,231,369,728 (a crash before)
+        "index offset": (24 + 7, 0x7F),  # the data index (u8 at byte 24) far past the end of the file
+        "zoom levels": (6, 0xFF),
+    }
+    out = {}
+    for name, (at, value) in cases.items():
+        broken = bytearray(data)
+        broken[at] = value
+        out[name] = folder / f"{name.replace(' ', '_')}.bw"
+        out[name].write_bytes(bytes(broken))
+    for fraction in (0.1, 0.5, 0.9):
+        out[f"truncated {fraction}"] = folder / f"truncated_{fraction}.bw"
+        out[f"truncated {fraction}"].write_bytes(data[: int(len(data) * fraction)])
+    return out
+
+
+def test_damaged_headers_are_data_errors_not_crashes(tmp_path, manifest, run_script):
+    files = damaged_headers(manifest.path[0], tmp_path)
+    run = run_script(DAMAGED_FILES_SCRIPT, *files.values())
+    assert run.returncode == 0, f"rc {run.returncode} (139/-11: a segfault)\n{run.stderr[-2000:]}"
+    got = dict(zip(files, run.stdout.splitlines()))
+    assert all(line.startswith("DataError ") for line in got.values()) and len(got) == len(files), got
+    assert "contig ids" in got["contig id"] and "offset outside the file" in got["index offset"]
+
+
 def test_damaged_data_block_erases_the_track_and_keeps_the_others(tmp_path, manifest):
     """pyBigWig fails on a corrupt data block of chr2 after chr1's chunks are written: the track
     must not be left half written, and the finished tracks must stay."""
@@ -388,14 +432,11 @@ sys.exit("the kill point was never reached")
     ],
     ids=["chunk", "chunk-threads", "progress-group", "record", "observed"],
 )
-def test_resume_after_kill_9_gives_identical_store(tmp_path, manifest, scheduler, point, nth, when):
+def test_resume_after_kill_9_gives_identical_store(tmp_path, manifest, run_script, scheduler, point, nth, when):
     manifest.to_csv(tmp_path / "m.tsv", sep="\t", index=False)
-    script = tmp_path / "kill.py"
-    script.write_text(textwrap.dedent(KILL_SCRIPT))
-    env = {**os.environ, "PYTHONPATH": str(SOURCE) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     killed = tmp_path / "killed.zarr"
-    run = subprocess.run([sys.executable, str(script), str(tmp_path / "m.tsv"), str(killed), scheduler, point, str(nth), when], env=env, capture_output=True, timeout=120)
-    assert run.returncode == -signal.SIGKILL, run.stderr.decode()[-2000:]
+    run = run_script(KILL_SCRIPT, tmp_path / "m.tsv", killed, scheduler, point, nth, when)
+    assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
     records = completed_pieces(killed)
     assert len(records) == 8 if point.startswith("/observed") else len(records) < 8
     assert not et.open_dataset(killed).observed.values.any()

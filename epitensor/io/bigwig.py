@@ -56,6 +56,11 @@ def open_bigwig(path):
 
     path = str(path)
     _check_readable(Path(path))
+    try:  # our own reader first: pyBigWig crashes on some damaged headers
+        with BigWigBlocks(path) as blocks:
+            blocks.check_layout()
+    except (ValueError, OSError, TypeError, OverflowError, MemoryError) as err:  # garbage sizes
+        raise DataError(f"{path} cannot be opened as a bigWig file ({err}); is it a bigWig (not bedGraph, BAM or bigBed), and complete (not truncated)?") from None
     try:
         bw = pyBigWig.open(path)
     except (RuntimeError, OSError) as err:
@@ -108,6 +113,8 @@ def inspect_bigwig(path) -> BigWigInfo:
     bw = open_bigwig(path)
     try:
         chroms = dict(bw.chroms())
+    except RuntimeError as err:  # a damaged chromosome tree
+        raise DataError(f"{path}: cannot read its contigs ({err}); the file is damaged. Download or regenerate it") from None
     finally:
         bw.close()
     return BigWigInfo(str(path), chroms, _summary_is_finite(path))
