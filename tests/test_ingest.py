@@ -351,7 +351,7 @@ def test_disk_full_erases_the_failed_track_and_a_rerun_finishes(tmp_path, manife
 
     monkeypatch.setattr(owner, name, full_disk)
     store = tmp_path / "s.zarr"
-    with pytest.raises(et.WriteError, match=r"disk full writing .*s\.zarr .*track B\d/H3K\d+me3.*free some space"):
+    with pytest.raises(et.WriteError, match=r"disk full writing .*s\.zarr .*track B\d/H3K\d+me3.*free some space and run the same ingest again"):
         et.ingest(manifest, store, assembly=GENOME, scheduler="sync", progress=False)
     obs = et.open_dataset(store).observed.values
     assert 0 < obs.sum() < obs.size  # some tracks finished, the one that hit the full disk did not

@@ -226,10 +226,13 @@ def _writing(store, what: str = ""):
 def _write_error(store, err: OSError, what: str = "") -> WriteError:
     if err.errno == errno.ENOSPC:
         return WriteError(
-            f"disk full writing {store}{what}; the unfinished tracks are erased and the finished ones "
-            "kept: free some space and run the same ingest again to resume"
+            f"disk full writing {store}{what}; free some space and run the same ingest again: it "
+            "keeps the tracks that finished and redoes the others (no half track is kept)"
         )
-    return WriteError(f"cannot write {store}{what}: {err}; check that the store's folder is writable, then run the same ingest again to resume")
+    return WriteError(
+        f"cannot write {store}{what}: {err}; check that the store's folder is writable, then run the "
+        "same ingest again (it keeps the tracks that finished)"
+    )
 
 
 #: Schedulers :func:`ingest` takes (``None``: the active distributed client, else threads).
