@@ -15,6 +15,7 @@ from . import accessor as _accessor  # noqa: F401  (registers the .epi accessor)
 from . import datasets, evaluation, io
 from .evaluation import Annotations, baselines, cross_validate, cv_folds, evaluate, plot
 from .exceptions import (
+    ArgumentError,
     BlockError,
     DataError,
     DownloadError,
@@ -26,6 +27,7 @@ from .exceptions import (
     RegionError,
     SchemaError,
     StoreNotFoundError,
+    WriteError,
 )
 from .genome import Genome
 from .io import ingest, read_manifest, to_bigwig
@@ -54,6 +56,7 @@ def __dir__():
 
 __all__ = [
     "Annotations",
+    "ArgumentError",
     "Avocado",
     "BlockError",
     "DataError",
@@ -85,5 +88,6 @@ __all__ = [
     "read_manifest",
     "to_bigwig",
     "validate",
+    "WriteError",
     "write_track",
 ]

@@ -58,3 +58,12 @@ class BlockError(EpitensorError, RuntimeError):
     def __init__(self, message: str, report=None):
         super().__init__(message)
         self.report = report
+
+
+class WriteError(EpitensorError, OSError):
+    """A file or store that cannot be written: a missing or read-only folder, a path that is a
+    folder, a full disk."""
+
+
+class ArgumentError(EpitensorError, ValueError):
+    """An argument of an epitensor function outside its valid choices (the message lists them)."""

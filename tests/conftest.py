@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import dask
@@ -58,3 +61,22 @@ class _ForbidCompute:
 def no_compute():
     with dask.config.set(scheduler=_ForbidCompute()):
         yield
+
+
+
+@pytest.fixture
+def run_script(tmp_path):
+    """Run Python source (dedented) as a script in a subprocess, with the epitensor under test
+    importable and text output captured: for code that may crash or kill the interpreter.
+
+    ``run_script(source, *args, timeout=120)`` returns the ``subprocess.CompletedProcess``.
+    """
+    source_tree = str(Path(et.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": source_tree + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+    def run(source: str, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+        script = tmp_path / "script.py"
+        script.write_text(textwrap.dedent(source))
+        return subprocess.run([sys.executable, str(script), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout)
+
+    return run

@@ -95,6 +95,64 @@ def test_export_errors(tmp_path, manifest):
         et.to_bigwig(bare, tmp_path / "x.bw")
 
 
+#: Exports a track to each target path given (and writes a bigWig with write_bigwig), printing one
+#: line per project error; pyBigWig crashed the interpreter (rc 139) on such paths.
+BAD_TARGETS_SCRIPT = """
+import sys
+import epitensor as et
+
+track = et.open_dataset(sys.argv[1]).signal.sel(biosample="B1", assay="H3K4me3")
+for target in sys.argv[2:]:
+    for write in (track.epi.to_bigwig, lambda p: et.datasets.write_bigwig(p, {"chr1": 100}, {})):
+        try:
+            write(target)
+            print("wrote", target)
+        except et.EpitensorError as err:
+            print(type(err).__name__, err)
+"""
+
+
+def test_export_to_a_path_that_cannot_be_written_is_an_error_not_a_crash(tmp_path, manifest, run_script):
+    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
+    (tmp_path / "a_file").write_text("not a folder")
+    (tmp_path / "folder.bw").mkdir()
+    targets = [tmp_path / "missing" / "dir" / "x.bw", tmp_path / "folder.bw", tmp_path / "a_file" / "x.bw"]
+    run = run_script(BAD_TARGETS_SCRIPT, store, *targets)
+    assert run.returncode == 0, f"rc {run.returncode} (139/-11: a segfault)\n{run.stderr[-2000:]}"
+    lines = run.stdout.splitlines()
+    assert len(lines) == 6 and all(line.startswith("WriteError cannot write ") for line in lines), run.stdout
+    assert "missing/dir does not exist; create it first" in lines[0]
+    assert "folder.bw: it is a folder" in lines[2] and "a_file is a file, not a folder" in lines[4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "bw", "folder.bw", "s.zarr", "script.py"]
+
+
+def test_export_that_runs_out_of_space_is_an_error_and_leaves_no_file(tmp_path, manifest, run_script):
+    """A file-size limit makes libBigWig's writes fail part way (as a full disk does); it only
+    prints that, so the export must notice the truncated file."""
+    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
+    full = et.open_dataset(store).signal.sel(biosample="B1", assay="H3K4me3").epi.to_bigwig(tmp_path / "full.bw")
+    source = """
+    import resource, signal, sys
+    import epitensor as et
+
+    track = et.open_dataset(sys.argv[1]).signal.sel(biosample="B1", assay="H3K4me3")
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+    for limit in map(int, sys.argv[3:]):
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        try:
+            track.epi.to_bigwig(sys.argv[2])
+            print("wrote", limit)
+        except et.WriteError as err:
+            print("WriteError", limit, err)
+    """
+    size = full.stat().st_size
+    limits = [4096, size // 2, size - 1]  # header, data and the final magic number cut off
+    run = run_script(source, store, tmp_path / "out.bw", *limits)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines() == [f"WriteError {n} writing {tmp_path / 'out.bw'} failed (the file came out truncated: is the disk full?); free some space and export again" for n in limits]
+    assert not (tmp_path / "out.bw").exists() and not list(tmp_path.glob(".out.bw*"))
+
+
 @pytest.mark.shared_data
 def test_real_round_trip_h1(bigwig_dir, tmp_path):
     path = bigwig_dir / "H1_k4me3.bw"

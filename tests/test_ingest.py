@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +14,15 @@ import pyBigWig
 import pytest
 
 import epitensor as et
+from epitensor.chunks import ChunkFiles
 from epitensor.datasets import synthetic_bigwigs, write_bigwig
 from epitensor.io import completed_pieces, read_bins
+from epitensor.io import ingestion as ingest_module
 from epitensor.io.bigwig import bin_means, inspect_bigwig
+from epitensor.io.bigwig_blocks import BigWigBlocks
 
 CHROMS = {"chr1": 60_013, "chr2": 30_007}  # partial last bins; 3 + 2 chunks of 1,000 bins
 GENOME = et.Genome("test", list(CHROMS), list(CHROMS.values()), chunk_bins=1_000)
-REPO = Path(__file__).resolve().parents[1]
 
 
 def expected_bins(bw_path, chrom: str, transform: str = "arcsinh", bin_size: int = 25, bins=None) -> np.ndarray:
@@ -50,6 +50,24 @@ def store_digest(path) -> dict[str, str]:
     """Relative path -> sha256 of every file of a store (the strongest 'identical' there is)."""
     path = Path(path)
     return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(path.rglob("*")) if f.is_file()}
+
+
+def corrupt_data_block(src, dst, contig: str) -> Path:
+    """Copy bigWig ``src`` to ``dst`` with the middle of the last data block of ``contig`` zeroed
+    (the header, index and total summary stay intact, so the damage shows only when it is read)."""
+    with BigWigBlocks(src) as blocks:
+        chrom_id, length = blocks.chroms[contig]
+        offset, size = (int(x) for x in blocks._blocks(chrom_id, 0, length)[-1])
+    data = bytearray(Path(src).read_bytes())
+    data[offset + size // 4 : offset + 3 * size // 4] = bytes(3 * size // 4 - size // 4)
+    Path(dst).write_bytes(bytes(data))
+    return Path(dst)
+
+
+def track_chunk_files(store, b: int, a: int) -> list[Path]:
+    """The chunk files of track ``(b, a)`` of ``signal`` (zarr's default ``c/<b>/<a>/<k>`` keys)."""
+    folder = Path(store) / "signal" / "c" / str(b) / str(a)
+    return sorted(f for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else []
 
 
 @pytest.fixture
@@ -178,8 +196,16 @@ def _bad_cases(tmp_path, manifest):
     hg_wrong = write_bigwig(tmp_path / "wrong_build.bw", {"chr1": 60_000, "chr2": 30_007}, {"chr1": ([0], [10], [1.0])})
     nan_bw = write_bigwig(tmp_path / "nan.bw", CHROMS, {"chr2": ([0, 10], [10, 20], [1.0, float("nan")])})
     inf_bw = write_bigwig(tmp_path / "inf.bw", CHROMS, {"chr1": ([5], [9], [float("inf")])})
+    empty = tmp_path / "empty.bw"
+    empty.touch()
+    folder = tmp_path / "folder.bw"
+    folder.mkdir()
+    damaged = corrupt_data_block(manifest.path[0], tmp_path / "damaged.bw", "chr2")
     one = manifest.iloc[:1]
     return {
+        "empty file": (one.assign(path=[str(empty)]), {}, et.DataError, r"empty.bw is empty \(0 bytes\)"),
+        "folder": (one.assign(path=[str(folder)]), {}, et.DataError, "folder.bw is a folder, not a bigWig file"),
+        "damaged data block": (one.assign(path=[str(damaged)]), {}, et.DataError, r"track B1/H3K4me3 .*damaged.bw: cannot read chr2:.*damaged"),
         "not a bigwig": (one.assign(path=[str(not_bw)]), {}, et.DataError, "cannot be opened as a bigWig|not a bigWig"),
         "missing file": (one.assign(path=[str(tmp_path / "nope.bw")]), {}, et.DataError, "does not exist"),
         "duplicate rows": (pd.concat([one, one]), {}, et.ManifestError, "more than once"),
@@ -192,7 +218,7 @@ def _bad_cases(tmp_path, manifest):
     }
 
 
-@pytest.mark.parametrize("case", ["not a bigwig", "missing file", "duplicate rows", "missing column", "wrong build", "nan values", "inf values", "unknown labels", "other contigs"])
+@pytest.mark.parametrize("case", ["empty file", "folder", "damaged data block", "not a bigwig", "missing file", "duplicate rows", "missing column", "wrong build", "nan values", "inf values", "unknown labels", "other contigs"])
 def test_bad_input_raises_and_leaves_store_unchanged(tmp_path, manifest, case):
     store = et.create_store(tmp_path / "s.zarr", ["B1", "B2"], ["H3K4me3", "H3K27me3"], GENOME)
     et.ingest(manifest.iloc[[3]], store, progress=False)
@@ -215,7 +241,6 @@ def test_nan_found_mid_run_names_file_and_contig(tmp_path, manifest, monkeypatch
     nan_bw = write_bigwig(tmp_path / "nan.bw", CHROMS, {"chr2": ([0, 10], [10, 20], [1.0, float("nan")])})
     with pytest.raises(et.DataError, match=r"nan.bw: NaN values in chr2:0-25,000"):
         read_bins(nan_bw, "chr2", CHROMS["chr2"], 0, 1000, check=True)
-    from epitensor.io import ingestion as ingest_module
 
     real = ingest_module.inspect_bigwig
     monkeypatch.setattr(ingest_module, "inspect_bigwig", lambda p: real(p).__class__(str(p), real(p).chroms, None))
@@ -230,6 +255,133 @@ def test_nan_found_mid_run_names_file_and_contig(tmp_path, manifest, monkeypatch
     assert et.open_dataset(tmp_path / "s.zarr").observed.values.tolist() == [[True, False]]
 
 
+#: Ingests each bigWig file given (one track each) and prints one line per file: the project
+#: error's class, or "ok". pyBigWig crashed the interpreter on some damaged headers.
+DAMAGED_FILES_SCRIPT = """
+import sys
+import pandas as pd
+import epitensor as et
+
+genome = et.Genome("test", ["chr1", "chr2"], [60_013, 30_007], chunk_bins=1_000)
+for i, path in enumerate(sys.argv[1:]):
+    try:
+        et.ingest(pd.DataFrame({"biosample": ["B"], "assay": ["A"], "path": [path]}), f"{path}.zarr", assembly=genome, progress=False)
+        print("ok")
+    except et.EpitensorError as err:
+        print(type(err).__name__, str(err).splitlines()[0])
+"""
+
+
+def damaged_headers(src, folder) -> dict[str, Path]:
+    """Copies of bigWig ``src`` with one part of the header's layout broken each."""
+    data = Path(src).read_bytes()
+    with BigWigBlocks(src) as blocks:
+        tree, key_size = blocks._chrom_tree, int(np.frombuffer(data[blocks._chrom_tree + 8 : blocks._chrom_tree + 12], "<u4")[0])
+    cases = {
+        "contig id": (tree + 32 + 4 + key_size + 3, 0x85),  # chr1's id -> 2,231,369,728 (a crash before)
+        "index offset": (24 + 7, 0x7F),  # the data index (u8 at byte 24) far past the end of the file
+        "zoom levels": (6, 0xFF),
+    }
+    out = {}
+    for name, (at, value) in cases.items():
+        broken = bytearray(data)
+        broken[at] = value
+        out[name] = folder / f"{name.replace(' ', '_')}.bw"
+        out[name].write_bytes(bytes(broken))
+    for fraction in (0.1, 0.5, 0.9):
+        out[f"truncated {fraction}"] = folder / f"truncated_{fraction}.bw"
+        out[f"truncated {fraction}"].write_bytes(data[: int(len(data) * fraction)])
+    return out
+
+
+def test_damaged_headers_are_data_errors_not_crashes(tmp_path, manifest, run_script):
+    files = damaged_headers(manifest.path[0], tmp_path)
+    run = run_script(DAMAGED_FILES_SCRIPT, *files.values())
+    assert run.returncode == 0, f"rc {run.returncode} (139/-11: a segfault)\n{run.stderr[-2000:]}"
+    got = dict(zip(files, run.stdout.splitlines()))
+    assert all(line.startswith("DataError ") for line in got.values()) and len(got) == len(files), got
+    assert "contig ids" in got["contig id"] and "offset outside the file" in got["index offset"]
+
+
+def test_damaged_data_block_erases_the_track_and_keeps_the_others(tmp_path, manifest):
+    """pyBigWig fails on a corrupt data block of chr2 after chr1's chunks are written: the track
+    must not be left half written, and the finished tracks must stay."""
+    def new_store(path):
+        store = et.create_store(path, ["B1", "B2"], ["H3K4me3", "H3K27me3"], GENOME)
+        return et.ingest(manifest.iloc[[3]], store, progress=False)  # B2/H3K27me3
+
+    store = new_store(tmp_path / "s.zarr")
+    kept = {f: f.read_bytes() for f in track_chunk_files(store, 1, 1)}
+    damaged = corrupt_data_block(manifest.path[0], tmp_path / "damaged.bw", "chr2")
+    with BigWigBlocks(damaged) as blocks:  # the damage is real: the block no longer inflates
+        with pytest.raises(Exception, match="zlib|decompress|invalid"):
+            blocks.intervals("chr2", 0, CHROMS["chr2"])
+    table = manifest.iloc[[0, 1]].assign(path=[str(damaged), manifest.path[1]])
+    with pytest.raises(et.DataError, match=r"track B1/H3K4me3 .*damaged.bw: cannot read chr2.*damaged"):
+        et.ingest(table, store, scheduler="sync", progress=False)
+    obs = et.open_dataset(store).observed.to_pandas()
+    assert track_chunk_files(store, 0, 0) == [] and not obs.loc["B1", "H3K4me3"]
+    assert not any(r["assay"] == "H3K4me3" and r["biosample"] == "B1" for r in completed_pieces(store).values())
+    assert {f: f.read_bytes() for f in track_chunk_files(store, 1, 1)} == kept and obs.loc["B2", "H3K27me3"]
+    if obs.loc["B1", "H3K27me3"]:  # finished before the failure: kept whole
+        np.testing.assert_allclose(contig_values(store, "B1", "H3K27me3", "chr1"), expected_bins(manifest.path[1], "chr1"), rtol=1e-6)
+    else:  # unfinished: erased whole
+        assert track_chunk_files(store, 0, 1) == []
+    et.ingest(manifest.iloc[[0, 1]], store, progress=False)  # the good file: resumes and finishes
+    clean = et.ingest(manifest.iloc[[0, 1]], new_store(tmp_path / "clean.zarr"), progress=False)
+    assert store_digest(store) == store_digest(clean)
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "nth"),
+    # the sync scheduler writes the 3 chr1 chunks (then the chr1 record) of each of the 4 tracks,
+    # then their 2 chr2 chunks (then the chr2 record) track by track: the 15th chunk write or the
+    # 6th record finds the disk full after one track has finished
+    [(ChunkFiles, "write", 15), (ingest_module.tempfile, "mkstemp", 6)],
+    ids=["chunk", "record"],
+)
+def test_disk_full_erases_the_failed_track_and_a_rerun_finishes(tmp_path, manifest, monkeypatch, owner, name, nth):
+    real, calls = getattr(owner, name), []
+
+    def full_disk(*args, **kwargs):
+        calls.append(args)
+        if len(calls) >= nth:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, full_disk)
+    store = tmp_path / "s.zarr"
+    with pytest.raises(et.WriteError, match=r"disk full writing .*s\.zarr .*track B\d/H3K\d+me3.*free some space and run the same ingest again"):
+        et.ingest(manifest, store, assembly=GENOME, scheduler="sync", progress=False)
+    obs = et.open_dataset(store).observed.values
+    assert 0 < obs.sum() < obs.size  # some tracks finished, the one that hit the full disk did not
+    for b in range(2):
+        for a in range(2):
+            files = track_chunk_files(store, b, a)
+            assert (len(files) == 5) if obs[b, a] else files == []  # finished whole, or erased whole
+    assert not list(store.rglob("*.partial"))
+    monkeypatch.setattr(owner, name, real)  # space freed
+    et.ingest(manifest, store, progress=False)
+    assert store_digest(store) == store_digest(et.ingest(manifest, tmp_path / "clean.zarr", assembly=GENOME, progress=False))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"workers": -1}, r"workers must be a whole number of at least 1.*got -1"),
+        ({"workers": 0}, "workers must be"),
+        ({"workers": 1.5}, "workers must be"),
+        ({"scheduler": "bogus"}, r"scheduler must be one of \['threads', 'processes', 'sync', 'distributed'\].*'bogus'"),
+        ({"missing_chroms": "ignore"}, r"missing_chroms must be one of \['error', 'zero'\].*'ignore'"),
+        ({"transform": "log"}, r"transform must be one of \['arcsinh', 'none'\].*'log'"),
+    ],
+)
+def test_bad_arguments_are_refused_before_the_store_is_created(tmp_path, manifest, kwargs, message):
+    with pytest.raises(et.ArgumentError, match=message):
+        et.ingest(manifest, tmp_path / "s.zarr", assembly=GENOME, progress=False, **kwargs)
+    assert not (tmp_path / "s.zarr").exists()
+
+
 def test_already_observed_track_needs_overwrite(tmp_path, manifest):
     store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
     other = manifest.iloc[:1].assign(path=[manifest.path[3]])
@@ -241,42 +393,55 @@ def test_already_observed_track_needs_overwrite(tmp_path, manifest):
 
 
 # ---------------------------------------------------------------------- resume after kill -9
+#: Runs ingest and kills itself (kill -9) at one write point: every file of a store is written to a
+#: temporary name and renamed into place (os.replace), so patching os.replace reaches them all.
+#: argv: manifest, store, scheduler, a regex of the written path, N, "before" or "after" the Nth
+#: matching rename (before: the temporary file is written but not yet renamed).
 KILL_SCRIPT = """
-import os, signal, sys
+import os, re, signal, sys
 import pandas as pd
 import epitensor as et
-from epitensor.io import ingestion as ingest_module
 
-real, calls = ingest_module._ingest_chunk, []
-def chunk_then_die(*args):
-    out = real(*args)
-    calls.append(out)
-    if len(calls) == int(sys.argv[3]):
-        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 in the middle of the run
+manifest, store, scheduler, pattern, nth, when = sys.argv[1:]
+real, calls = os.replace, []
+def replace_or_die(src, dst, *args, **kwargs):
+    hit = re.search(pattern, os.fspath(dst).replace(os.sep, "/")) is not None
+    if hit:
+        calls.append(dst)
+    if hit and len(calls) == int(nth) and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    out = real(src, dst, *args, **kwargs)
+    if hit and len(calls) == int(nth) and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
     return out
-ingest_module._ingest_chunk = chunk_then_die
+os.replace = replace_or_die
 genome = et.Genome("test", ["chr1", "chr2"], [60_013, 30_007], chunk_bins=1_000)
-et.ingest(pd.read_csv(sys.argv[1], sep="\\t"), sys.argv[2], assembly=genome, scheduler=sys.argv[4], workers=2, progress=False)
+et.ingest(pd.read_csv(manifest, sep="\\t"), store, assembly=genome, scheduler=scheduler, workers=2, progress=False)
+sys.exit("the kill point was never reached")
 """
 
 
-@pytest.mark.parametrize(("scheduler", "kill_after"), [("sync", 7), ("threads", 12)])
-def test_resume_after_kill_9_gives_identical_store(tmp_path, manifest, scheduler, kill_after):
+@pytest.mark.parametrize(
+    ("scheduler", "point", "nth", "when"),
+    [
+        ("sync", r"/signal/c/", 7, "before"),  # a chunk written, not renamed
+        ("threads", r"/signal/c/", 12, "after"),  # chunks done, their piece's record not written
+        ("sync", r"/ingest_progress/zarr\.json$", 1, "before"),  # the progress group being created
+        ("sync", r"/ingest_progress/\d", 3, "before"),  # a completion record written, not renamed
+        ("sync", r"/observed/c/", 1, "before"),  # every piece recorded, observed not yet updated
+    ],
+    ids=["chunk", "chunk-threads", "progress-group", "record", "observed"],
+)
+def test_resume_after_kill_9_gives_identical_store(tmp_path, manifest, run_script, scheduler, point, nth, when):
     manifest.to_csv(tmp_path / "m.tsv", sep="\t", index=False)
-    script = tmp_path / "kill.py"
-    script.write_text(textwrap.dedent(KILL_SCRIPT))
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     killed = tmp_path / "killed.zarr"
-    run = subprocess.run([sys.executable, str(script), str(tmp_path / "m.tsv"), str(killed), str(kill_after), scheduler], env=env, capture_output=True, timeout=120)
-    assert run.returncode == -signal.SIGKILL, run.stderr.decode()[-2000:]
+    run = run_script(KILL_SCRIPT, tmp_path / "m.tsv", killed, scheduler, point, nth, when)
+    assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
     records = completed_pieces(killed)
-    assert 0 < len(records) < 8  # some pieces done, some not
+    assert len(records) == 8 if point.startswith("/observed") else len(records) < 8
     assert not et.open_dataset(killed).observed.values.any()
-    # a kill in the middle of a chunk write leaves zarr's temporary file; make sure there is one
-    chunk = next((killed / "signal" / "c").rglob("*"))
-    while chunk.is_dir():
-        chunk = next(chunk.iterdir())
-    (chunk.parent / f"{chunk.name}.0123456789abcdef.partial").write_bytes(b"half a chunk")
+    if when == "before":  # the kill left the temporary file of the write it interrupted
+        assert [f for f in killed.rglob("*") if f.name.endswith((".partial", ".tmp"))]
 
     et.ingest(tmp_path / "m.tsv", killed, progress=False)  # resume
     clean = et.ingest(tmp_path / "m.tsv", tmp_path / "clean.zarr", assembly=GENOME, progress=False)

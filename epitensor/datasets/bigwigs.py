@@ -39,9 +39,9 @@ def write_bigwig(path, chroms: dict, intervals: dict) -> Path:
     >>> path.suffix
     '.bw'
     """
-    import pyBigWig
+    from ..io.export import create_bigwig
 
-    bw = pyBigWig.open(str(path), "w")
+    bw = create_bigwig(path)
     try:
         bw.addHeader([(str(c), int(n)) for c, n in chroms.items()])
         for name in chroms:

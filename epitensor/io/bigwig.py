@@ -12,13 +12,14 @@ File handles are opened inside each task and never stored on picklable objects.
 
 from __future__ import annotations
 
+import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import DataError, GenomeError
+from ..exceptions import ArgumentError, DataError, GenomeError
 from ..genome import Genome
 from .bigwig_blocks import BigWigBlocks
 
@@ -54,17 +55,41 @@ def open_bigwig(path):
     import pyBigWig
 
     path = str(path)
-    if not Path(path).is_file():
-        raise DataError(f"bigWig file {path} does not exist; check the path in the manifest")
+    _check_readable(Path(path))
+    try:  # our own reader first: pyBigWig crashes on some damaged headers
+        with BigWigBlocks(path) as blocks:
+            blocks.check_layout()
+    except (ValueError, OSError, TypeError, OverflowError, MemoryError) as err:  # garbage sizes
+        raise DataError(f"{path} cannot be opened as a bigWig file ({err}); is it a bigWig (not bedGraph, BAM or bigBed), and complete (not truncated)?") from None
     try:
         bw = pyBigWig.open(path)
     except (RuntimeError, OSError) as err:
-        raise DataError(f"{path} cannot be opened as a bigWig file ({err}); is it a bigWig (not bedGraph, BAM or bigBed)?") from None
+        raise DataError(f"{path} cannot be opened as a bigWig file ({err}); is it a bigWig (not bedGraph, BAM or bigBed), and complete (not truncated)?") from None
     if bw is None or not bw.isBigWig():
         if bw is not None:
             bw.close()
         raise DataError(f"{path} is not a bigWig file (a bigBed?); ingest needs bigWig signal tracks")
     return bw
+
+
+def _check_readable(path: Path) -> None:
+    """Raise :class:`DataError` for a path that pyBigWig cannot read, before pyBigWig sees it."""
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a bigWig file; check the path in the manifest")
+    if not path.is_file():
+        raise DataError(f"bigWig file {path} does not exist; check the path in the manifest")
+    if not os.access(path, os.R_OK):
+        raise DataError(f"bigWig file {path} cannot be read (permission denied); make it readable (chmod +r)")
+    if path.stat().st_size == 0:
+        raise DataError(f"bigWig file {path} is empty (0 bytes): an interrupted download? Download or regenerate it")
+
+
+def _damaged(path, chrom, start, end, err) -> DataError:
+    """The error for data that pyBigWig fails to read from a file that opened."""
+    return DataError(
+        f"{path}: cannot read {chrom}:{start:,}-{end:,} ({err}); the file is damaged (truncated or "
+        "corrupt data blocks). Download or regenerate it"
+    )
 
 
 def inspect_bigwig(path) -> BigWigInfo:
@@ -88,6 +113,8 @@ def inspect_bigwig(path) -> BigWigInfo:
     bw = open_bigwig(path)
     try:
         chroms = dict(bw.chroms())
+    except RuntimeError as err:  # a damaged chromosome tree
+        raise DataError(f"{path}: cannot read its contigs ({err}); the file is damaged. Download or regenerate it") from None
     finally:
         bw.close()
     return BigWigInfo(str(path), chroms, _summary_is_finite(path))
@@ -105,8 +132,12 @@ def find_non_finite(path) -> tuple[str, int, float] | None:
     """First (contig, start, value) of a NaN or infinite value in a bigWig file, or None."""
     bw = open_bigwig(path)
     try:
-        for chrom in bw.chroms():
-            for start, _, value in bw.intervals(chrom) or ():
+        for chrom, length in bw.chroms().items():
+            try:
+                found = bw.intervals(chrom) or ()
+            except RuntimeError as err:
+                raise _damaged(path, chrom, 0, length, err) from None
+            for start, _, value in found:
                 if not np.isfinite(value):
                     return chrom, start, value
     finally:
@@ -131,7 +162,7 @@ def match_contigs(info: BigWigInfo, genome: Genome, missing: str = "error") -> d
         (a file from another genome build).
     """
     if missing not in ("error", "zero"):
-        raise ValueError(f"missing_chroms must be 'error' or 'zero', got {missing!r}")
+        raise ArgumentError(f"missing_chroms must be 'error' or 'zero', got {missing!r}")
     if not info.chroms:
         raise DataError(f"{info.path} lists no contigs in its header; is it an empty bigWig?")
     in_file = Genome("file", list(info.chroms), list(info.chroms.values()))
@@ -180,14 +211,18 @@ def base_values(bw, chrom: str | None, start: int, end: int, *, label: str = "",
     Raises
     ------
     DataError
-        NaN or infinite values stored in the file (with ``check``).
+        NaN or infinite values stored in the file (with ``check``), or data pyBigWig cannot read
+        (a damaged file).
     """
     if bw is None or chrom is None:
         return np.zeros(end - start, dtype=np.float32)
-    values = bw.values(chrom, start, end, numpy=True)
+    try:
+        values = bw.values(chrom, start, end, numpy=True)
+        covered = (bw.stats(chrom, start, end, type="coverage", exact=True)[0] or 0.0) if check else None
+    except RuntimeError as err:
+        raise _damaged(label, chrom, start, end, err) from None
     nan = np.isnan(values)
     if check:
-        covered = bw.stats(chrom, start, end, type="coverage", exact=True)[0] or 0.0
         if round(covered * (end - start)) != (end - start) - int(np.count_nonzero(nan)):
             _raise_non_finite(label, chrom, start, end, "NaN")
         if np.isinf(values).any():

@@ -88,6 +88,7 @@ class BigWigBlocks:
             ("auto_sql", f"{e}u8"), ("total_summary", f"{e}u8"), ("uncompress_buf", f"{e}u4"), ("extension", f"{e}u8"),
         ]), count=1)[0]
         self._chrom_tree, self._index = int(header["chrom_tree"]), int(header["index"])
+        self._zoom_levels, self._data = int(header["zoom_levels"]), int(header["data"])
         self._total_summary = int(header["total_summary"])
         self._compressed = int(header["uncompress_buf"]) > 0
 
@@ -123,10 +124,61 @@ class BigWigBlocks:
                 pending.extend(int(c) for c in items["child"])
         return out
 
-    def _blocks(self, chrom_id: int, start: int, end: int) -> np.ndarray:
-        """(offset, size) of the data blocks overlapping ``[start, end)`` of contig ``chrom_id``."""
+    def _zooms(self) -> np.ndarray:
+        """The zoom-level headers (reduction level, data and index offsets) after the header."""
         e = self._e
-        head = np.frombuffer(self._read(self._index, 48), dtype=np.dtype([
+        zoom = np.dtype([("level", f"{e}u4"), ("reserved", f"{e}u4"), ("data", f"{e}u8"), ("index", f"{e}u8")])
+        return np.frombuffer(self._read(64, zoom.itemsize * self._zoom_levels), dtype=zoom)
+
+    def check_layout(self) -> None:
+        """Raise ValueError unless every offset of the header lies inside the file and the data
+        index starts with its magic number.
+
+        pyBigWig follows these offsets without checking them and can crash the interpreter on a
+        damaged header, so files are checked with this before pyBigWig opens them.
+        """
+        size = os.fstat(self._fd).st_size
+        zooms = self._zooms()
+        offsets = [self._chrom_tree, self._data, self._index, *zooms["data"].tolist(), *zooms["index"].tolist()]
+        if self._total_summary:
+            offsets.append(self._total_summary)
+        if self._zoom_levels > 10 or any(not 64 <= int(o) < size for o in offsets):
+            raise ValueError(f"{self.path}: damaged header (an offset outside the file's {size:,} bytes)")
+        if np.frombuffer(self._read(self._index, 4), dtype=f"{self._e}u4")[0] != INDEX_MAGIC:
+            raise ValueError(f"{self.path}: unreadable data index")
+        count = int(np.frombuffer(self._read(self._chrom_tree + 16, 8), dtype=f"{self._e}u8")[0])
+        ids = sorted(i for i, _ in self.chroms.values())
+        if ids != list(range(count)):  # pyBigWig indexes its arrays with these ids
+            raise ValueError(f"{self.path}: damaged chromosome tree (contig ids {ids[:5]} for {count} contigs)")
+
+    def is_complete(self) -> bool:
+        """Whether the file holds everything its header points to: the index and data blocks of
+        every contig, at full resolution and at every zoom level.
+
+        A writer that runs out of disk space leaves a file whose header is whole (written first)
+        but whose tail is missing; pyBigWig opens such a file and reads its contigs. The file must
+        also end with the magic number, as the UCSC writers and libBigWig end it.
+        """
+        size = os.fstat(self._fd).st_size
+        e = self._e
+        if size < 68 or np.frombuffer(self._read(size - 4, 4), dtype=f"{e}u4")[0] != BIGWIG_MAGIC:
+            return False
+        try:
+            for index in [self._index, *(int(i) for i in self._zooms()["index"])]:
+                for chrom_id, length in self.chroms.values():
+                    blocks = self._blocks(chrom_id, 0, length, index=index)
+                    if len(blocks) and int((blocks[:, 0] + blocks[:, 1]).max()) > size:
+                        return False
+        except ValueError:  # an index node beyond the end of the file
+            return False
+        return True
+
+    def _blocks(self, chrom_id: int, start: int, end: int, index: int | None = None) -> np.ndarray:
+        """(offset, size) of the data blocks overlapping ``[start, end)`` of contig ``chrom_id``
+        (in the R-tree index at offset ``index``; default the full-resolution data's)."""
+        e = self._e
+        index = self._index if index is None else index
+        head = np.frombuffer(self._read(index, 48), dtype=np.dtype([
             ("magic", f"{e}u4"), ("block_size", f"{e}u4"), ("items", f"{e}u8"), ("sc", f"{e}u4"), ("sb", f"{e}u4"),
             ("ec", f"{e}u4"), ("eb", f"{e}u4"), ("file_end", f"{e}u8"), ("per_slot", f"{e}u4"), ("reserved", f"{e}u4"),
         ]), count=1)[0]
@@ -136,7 +188,7 @@ class BigWigBlocks:
         leaf = np.dtype([*bounds, ("offset", f"{e}u8"), ("size", f"{e}u8")])
         inner = np.dtype([*bounds, ("child", f"{e}u8")])
         lo, hi = (chrom_id, start), (chrom_id, end)
-        found, pending = [], [self._index + 48]
+        found, pending = [], [index + 48]
         while pending:
             node = pending.pop()
             is_leaf, count = self._read(node, 1)[0], int(np.frombuffer(self._read(node + 2, 2), dtype=f"{e}u2")[0])

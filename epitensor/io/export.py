@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..exceptions import DataError, SchemaError
+from ..exceptions import DataError, SchemaError, WriteError
 from ..genome import Genome
 
 
@@ -42,6 +42,8 @@ def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Pat
     ------
     DataError
         The array has other dimensions than ``position``, or holds no values at all.
+    WriteError
+        ``path`` is a folder, its folder does not exist or cannot be written, or the disk is full.
     SchemaError
         The genome attributes are missing, or ``inverse_transform`` is asked of an array whose
         transform is unknown.
@@ -53,8 +55,6 @@ def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Pat
     >>> track = ds.signal.epi.region("chr21:10M-11M").sel(biosample="HepG2", assay="H3K27ac")  # doctest: +SKIP
     >>> to_bigwig(track, "HepG2_H3K27ac.bw", inverse_transform=True)                  # doctest: +SKIP
     """
-    import pyBigWig
-
     da = _one_track(da)
     genome = Genome.from_attrs(da.attrs)
     undo = _inverse(da, inverse_transform)
@@ -65,19 +65,25 @@ def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Pat
     if not (order == np.arange(order.size)).all():
         da, positions = da.isel(position=order), positions[order]
     path = Path(path)
+    check_writable(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    bw = pyBigWig.open(str(tmp), "w")
+    bw = None
     wrote = 0
     try:
-        bw.addHeader(list(zip(genome.contigs, genome.lengths)))
+        bw = create_bigwig(tmp, shown=path)
         step = genome.chunk_bins
-        for lo in range(0, positions.size, step):
-            values = np.asarray(da.isel(position=slice(lo, lo + step)).values, dtype=np.float64)
-            wrote += _write_block(bw, genome, positions[lo : lo + step], undo(values))
-        bw.close()
-        bw = None
+        try:
+            bw.addHeader(list(zip(genome.contigs, genome.lengths)))
+            for lo in range(0, positions.size, step):
+                values = np.asarray(da.isel(position=slice(lo, lo + step)).values, dtype=np.float64)
+                wrote += _write_block(bw, genome, positions[lo : lo + step], undo(values))
+            done, bw = bw, None
+            done.close()
+        except (RuntimeError, SystemError) as err:  # libBigWig failed to write (pyBigWig: SystemError)
+            raise _write_failed(path) from err
         if wrote == 0:
             raise DataError("the track holds no values (all NaN: an unobserved track?); nothing to export")
+        _check_written(tmp, path)
         os.replace(tmp, path)
     finally:
         if bw is not None:
@@ -85,6 +91,76 @@ def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Pat
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def check_writable(path) -> Path:
+    """Raise :class:`WriteError` unless a file can be created at ``path`` (checked before any C
+    library sees the path: ``pyBigWig.open(path, "w")`` crashes the interpreter when it cannot).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> check_writable(Path(tempfile.mkdtemp()) / "t.bw").name
+    't.bw'
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise WriteError(f"cannot write {path}: it is a folder; pass a file name, e.g. {path / 'track.bw'}")
+    parent = path.parent
+    if not parent.exists():
+        raise WriteError(f"cannot write {path}: folder {parent} does not exist; create it first (mkdir -p {parent})")
+    if not parent.is_dir():
+        raise WriteError(f"cannot write {path}: {parent} is a file, not a folder; choose a path inside a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise WriteError(f"cannot write {path}: folder {parent} is not writable; choose a folder you can write to")
+    return path
+
+
+def create_bigwig(path, *, shown=None):
+    """Open a new bigWig file at ``path`` for writing with pyBigWig, never handing pyBigWig a path it
+    cannot open.
+
+    The file is first created by Python, so a read-only file system, a full disk or a missing folder
+    raises :class:`WriteError` (naming ``shown``, default ``path``) instead of crashing pyBigWig.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> bw = create_bigwig(Path(tempfile.mkdtemp()) / "t.bw")
+    >>> bw.addHeader([("chr1", 100)]); bw.close()
+    """
+    import pyBigWig
+
+    path, shown = Path(path), Path(shown if shown is not None else path)
+    check_writable(path)
+    try:
+        with open(path, "wb"):
+            pass
+    except OSError as err:
+        raise WriteError(f"cannot write {shown}: {err.strerror or err}; choose a folder you can write to (and free some disk space)") from None
+    bw = pyBigWig.open(str(path), "w")
+    if bw is None:
+        raise WriteError(f"pyBigWig could not open {shown} for writing; choose a folder you can write to")
+    return bw
+
+
+def _check_written(tmp: Path, path: Path) -> None:
+    """Reopen a bigWig just written: libBigWig only prints its write errors (a full disk)."""
+    from .bigwig import open_bigwig
+    from .bigwig_blocks import BigWigBlocks
+
+    try:
+        open_bigwig(tmp).close()
+        with BigWigBlocks(tmp) as blocks:
+            complete = blocks.is_complete()
+    except (DataError, ValueError, OSError):
+        complete = False
+    if not complete:
+        raise _write_failed(path)
+
+
+def _write_failed(path) -> WriteError:
+    return WriteError(f"writing {path} failed (the file came out truncated: is the disk full?); free some space and export again")
 
 
 def _one_track(da) -> xr.DataArray:

@@ -12,11 +12,14 @@ without a record and ends with the same store as an uninterrupted run.
 
 from __future__ import annotations
 
+import errno
 import json
+import numbers
 import os
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +28,15 @@ import pandas as pd
 import zarr
 
 from ..chunks import ChunkFiles
-from ..exceptions import DataError, EpitensorError, GenomeError, LabelError, SchemaError
+from ..exceptions import (
+    ArgumentError,
+    DataError,
+    EpitensorError,
+    GenomeError,
+    LabelError,
+    SchemaError,
+    WriteError,
+)
 from ..genome import Genome
 from ..store import (
     TRANSFORMS,
@@ -137,14 +148,23 @@ def ingest(
 
     Raises
     ------
+    ArgumentError
+        ``workers``, ``scheduler``, ``transform`` or ``missing_chroms`` outside their choices
+        (checked before anything is read or written).
     ManifestError
-        A missing column or a track listed twice.
+        A manifest that cannot be read, a missing column, an empty label or a track listed twice.
     DataError
-        A file that is missing, not a bigWig, or holds NaN/infinite values.
+        A file that is missing, empty, not a bigWig, damaged, or holds NaN/infinite values.
+    WriteError
+        The store cannot be written (a full disk, no permission).
     GenomeError
         A contig missing from a file, or contig lengths of another genome build.
     LabelError
         Labels absent from an existing store, or tracks it already holds (without ``overwrite``).
+
+    Any error while the tracks are read and written (a damaged file, a full disk, an interrupt)
+    erases every track left unfinished, chunks and completion records, and keeps the finished
+    ones (marked ``observed``); running the same call again resumes.
 
     Examples
     --------
@@ -153,6 +173,7 @@ def ingest(
     PosixPath('compendium.zarr')
     >>> da = et.open_dataset("compendium.zarr").signal                                          # doctest: +SKIP
     """
+    _check_arguments(workers, scheduler, transform, missing_chroms)
     store = Path(store)
     table = read_manifest(manifest)
     exists = (store / "zarr.json").is_file()
@@ -161,28 +182,78 @@ def ingest(
         _check_labels(table, labels, store)
     else:
         genome, transform = _new_genome(assembly, chroms), transform or "arcsinh"
-        if transform not in TRANSFORMS:
-            raise SchemaError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
         labels = None
     local = _localise(table, cache_dir, progress)
     pieces = _plan_pieces(table, local, genome, transform, missing_chroms, labels)
     if exists:
         todo, redo_tracks = _pending(store, pieces, overwrite)  # reads only; may refuse
     else:
-        _create(store, table, genome, transform)
+        with _writing(store):
+            _create(store, table, genome, transform)
         todo, redo_tracks = pieces, set()
     # validation is over: from here on the store changes
-    _prepare_progress(store, todo)
-    if redo_tracks:
-        set_observed(store, sorted(redo_tracks), False)
+    with _writing(store):
+        _prepare_progress(store, todo)
+        if redo_tracks:
+            set_observed(store, sorted(redo_tracks), False)
     try:
         _run(store, todo, genome, workers=workers, scheduler=scheduler, client=client, progress=progress)
-    except EpitensorError:
-        _erase_incomplete(store, todo, genome)  # a bad file found mid-run leaves no half track
-        raise
-    finally:
+    except BaseException as err:  # a bad file, a full disk, Ctrl-C: no half track is left
+        with _writing(store):
+            _erase_incomplete(store, todo, genome)
+            _mark_observed(store, pieces)  # the tracks that did finish
+        if isinstance(err, EpitensorError) or not isinstance(err, Exception):
+            raise
+        raise EpitensorError(
+            f"ingest into {store} failed ({type(err).__name__}: {err}); its unfinished tracks were "
+            "erased and the finished ones kept: run the same ingest again to resume"
+        ) from err
+    with _writing(store):
         _mark_observed(store, pieces)
     return store
+
+
+@contextmanager
+def _writing(store, what: str = ""):
+    """Turn an OSError of the writes in this block (a full disk, no permission) into a WriteError."""
+    try:
+        yield
+    except OSError as err:
+        if isinstance(err, EpitensorError):
+            raise
+        raise _write_error(store, err, what) from err
+
+
+def _write_error(store, err: OSError, what: str = "") -> WriteError:
+    if err.errno == errno.ENOSPC:
+        return WriteError(
+            f"disk full writing {store}{what}; free some space and run the same ingest again: it "
+            "keeps the tracks that finished and redoes the others (no half track is kept)"
+        )
+    return WriteError(
+        f"cannot write {store}{what}: {err}; check that the store's folder is writable, then run the "
+        "same ingest again (it keeps the tracks that finished)"
+    )
+
+
+#: Schedulers :func:`ingest` takes (``None``: the active distributed client, else threads).
+SCHEDULERS = ("threads", "processes", "sync", "distributed")
+MISSING_CHROMS = ("error", "zero")
+
+
+def _check_arguments(workers, scheduler, transform, missing_chroms) -> None:
+    """Reject bad arguments before anything is read or written."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1):
+        raise ArgumentError(f"workers must be a whole number of at least 1 (or None for one per core), got {workers!r}")
+    if scheduler is not None and scheduler not in SCHEDULERS:
+        raise ArgumentError(f"scheduler must be one of {list(SCHEDULERS)} or None (the active distributed client, else threads), got {scheduler!r}")
+    if transform is not None and transform not in TRANSFORMS:
+        raise ArgumentError(f"transform must be one of {list(TRANSFORMS)} or None (the store's own, arcsinh for a new store), got {transform!r}")
+    if missing_chroms not in MISSING_CHROMS:
+        raise ArgumentError(
+            f"missing_chroms must be one of {list(MISSING_CHROMS)} (a contig absent from a file is an error, "
+            f"or zero coverage), got {missing_chroms!r}"
+        )
 
 
 # ---------------------------------------------------------------------- validation
@@ -352,11 +423,30 @@ def _erase_incomplete(store, todo, genome):
 def _write_record(store: str, piece: dict, *chunks_done) -> str:
     p = Piece(**piece)
     folder = _progress_dir(store)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(p.record(), fh, sort_keys=True)
-    os.replace(tmp, folder / p.record_name)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(p.record(), fh, sort_keys=True)
+        os.replace(tmp, folder / p.record_name)
+    except OSError as err:
+        raise _write_error(store, err, f" ({_track(p)}, {p.contig})") from err
     return p.record_name
+
+
+def _track(p: Piece) -> str:
+    return f"track {p.biosample}/{p.assay} ({p.source})"
+
+
+
+
+def _read_failed(p: Piece, lo_bin: int, hi_bin: int, bin_size: int, err: Exception) -> EpitensorError:
+    where = f"{p.contig}:{lo_bin * bin_size:,}-{hi_bin * bin_size:,}"
+    if isinstance(err, EpitensorError):  # already says what is wrong with the file
+        return type(err)(f"{_track(p)}: {err}")
+    return DataError(
+        f"{p.local} ({_track(p)}): cannot read {where} ({type(err).__name__}: {err}); the file is "
+        "damaged (truncated or corrupt). Download or regenerate it; nothing of this track is kept"
+    )
 
 
 def _mark_observed(store, pieces):
@@ -372,14 +462,20 @@ def _mark_observed(store, pieces):
 def _ingest_chunk(store: str, shape: tuple, piece: dict, lo_bin: int, hi_bin: int, first_pos: int, chunk_end: int, length: int, bin_size: int) -> int:
     """Read bins ``[lo_bin, hi_bin)`` of one piece and write its whole store chunk."""
     p = Piece(**piece)
-    values = read_bins(p.local, p.file_contig, length, lo_bin, hi_bin, bin_size=bin_size, transform=p.transform, check=p.check)
+    try:
+        values = read_bins(p.local, p.file_contig, length, lo_bin, hi_bin, bin_size=bin_size, transform=p.transform, check=p.check)
+    except Exception as err:  # pyBigWig's RuntimeError, zlib, OSError ...: one error naming the track
+        raise _read_failed(p, lo_bin, hi_bin, bin_size, err) from err
     out = np.full(chunk_end - (first_pos + lo_bin), np.nan, dtype=np.float32)
     out[: values.shape[0]] = values
-    arr, files = _signal_array(store, shape)
-    if files is not None:  # the whole chunk, written in this thread (see epitensor.chunks)
-        files.write(p.b, p.a, (first_pos + lo_bin) // files.chunk, out)
-    else:
-        arr[p.b, p.a, first_pos + lo_bin : chunk_end] = out
+    try:
+        arr, files = _signal_array(store, shape)
+        if files is not None:  # the whole chunk, written in this thread (see epitensor.chunks)
+            files.write(p.b, p.a, (first_pos + lo_bin) // files.chunk, out)
+        else:
+            arr[p.b, p.a, first_pos + lo_bin : chunk_end] = out
+    except OSError as err:
+        raise _write_error(store, err, f" ({_track(p)}, {p.contig})") from err
     return hi_bin - lo_bin
 
 

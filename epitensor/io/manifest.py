@@ -13,6 +13,8 @@ URLs are downloaded into a cache folder before anything is read (:func:`fetch`).
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import shutil
@@ -23,6 +25,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 
 from ..datasets.encode import read_encode_experiments
@@ -69,8 +72,13 @@ def read_manifest(manifest, base_dir=None) -> pd.DataFrame:
     Raises
     ------
     ManifestError
-        A required column is missing, a label is empty, or a (biosample, assay) pair is listed
-        twice.
+        The file is empty, not UTF-8 text or not a table (naming the line); a required column is
+        missing, a label is empty, or a (biosample, assay) pair is listed twice.
+
+    Notes
+    -----
+    Every field of a file is text: ``NA``, ``None`` or ``#E003`` are labels (there are no comment
+    lines or missing-value markers); a field with only spaces is empty. Blank lines are skipped.
 
     Examples
     --------
@@ -80,29 +88,37 @@ def read_manifest(manifest, base_dir=None) -> pd.DataFrame:
     '/data/H1_Ctcf.bw'
     """
     if isinstance(manifest, pd.DataFrame):
-        table, where = manifest.copy(), "the manifest DataFrame"
+        table, where, unit = manifest.copy(), "the manifest DataFrame", "row"
+        lines = np.arange(1, len(table) + 1)
         base = Path(base_dir) if base_dir is not None else Path.cwd()
     else:
         path = Path(manifest)
         if not path.is_file():
             raise ManifestError(f"manifest {path} does not exist; pass a TSV/CSV file or a pandas DataFrame")
-        table, where = _read_table(path), str(path)
+        (table, lines), where, unit = _read_table(path), str(path), "line"
         base = Path(base_dir) if base_dir is not None else path.resolve().parent
     table.columns = [str(c).strip().lower() for c in table.columns]
+    repeated = sorted({c for c in table.columns if list(table.columns).count(c) > 1})
+    if repeated:
+        raise ManifestError(f"{where} has column(s) {repeated} more than once (names are matched case-insensitively); keep one of each")
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ManifestError(
             f"{where} lacks column(s) {missing}; it has {list(table.columns)}. A manifest needs "
             "columns biosample, assay, path (or an ENCODE2018 table with a 'Download URL' column)"
         )
+    if table.empty:
+        raise ManifestError(f"{where} lists no tracks; add one row per bigWig file (biosample, assay, path)")
     keep = list(REQUIRED_COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in table.columns]
     table = table[keep].reset_index(drop=True)
     for col in ("biosample", "assay", "path"):
         table[col] = table[col].astype("string").str.strip()
-        empty = table[col].isna() | (table[col] == "")
+        empty = (table[col].isna() | (table[col] == "")).to_numpy(dtype=bool)
         if empty.any():
-            rows = (empty[empty].index + 1).tolist()[:10]
-            raise ManifestError(f"{where}: empty {col} in row(s) {rows}; every row needs a biosample, an assay and a path")
+            raise ManifestError(
+                f"{where}: empty {col} in {unit}(s) {lines[empty].tolist()[:10]}; every {unit} needs a "
+                "biosample, an assay and a path: fill them in or delete the row"
+            )
     table = table.astype({c: object for c in table.columns})
     dup = table.duplicated(["biosample", "assay"], keep=False)
     if dup.any():
@@ -111,17 +127,71 @@ def read_manifest(manifest, base_dir=None) -> pd.DataFrame:
             f"{where} lists some (biosample, assay) tracks more than once: {pairs}. "
             "Keep one file per track (merge replicates before ingesting)"
         )
+    if table["path"].str.contains("\x00", regex=False).any():
+        raise ManifestError(f"{where}: a path holds a NUL byte; give each file's path as plain text")
     table["path"] = [p if is_url(p) else str((base / os.path.expanduser(p)).resolve()) for p in table["path"]]
     return table
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    with open(path) as fh:
-        header = fh.readline()
-    if "Download URL" in header:
-        return read_encode_experiments(path).rename(columns={"url": "path"})
-    sep = "," if path.suffix.lower() == ".csv" else "\t"
-    return pd.read_csv(path, sep=sep, dtype=str, comment="#", skipinitialspace=True)
+def _read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The table of a manifest file and the file line of each row (1 = the header line).
+
+    Every field is read as text: ``NA``, ``None`` or ``#E003`` are labels like any other (no
+    missing-value markers, no comments). Blank lines are skipped, a row short of fields is padded
+    with empty ones (which the caller rejects for the required columns).
+    """
+    text = _manifest_text(path)
+    if "Download URL" in text.split("\n", 1)[0]:
+        try:
+            table = read_encode_experiments(path).rename(columns={"url": "path"})
+        except pd.errors.ParserError as err:
+            raise ManifestError(f"manifest {path} cannot be read as an ENCODE2018 experiment list ({err}); is it tab-separated?") from None
+        return table, np.arange(2, len(table) + 2)
+    sep, kind = (",", "CSV") if path.suffix.lower() == ".csv" else ("\t", "tab-separated")
+    reader = csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=True, strict=True)
+    rows, lines = [], []
+    try:
+        header = next(reader)
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue
+            extra = fields[len(header) :]
+            if any(f.strip() for f in extra):
+                raise ManifestError(
+                    f"manifest {path} line {reader.line_num} has {len(fields)} {kind} fields but its header "
+                    f"has {len(header)} ({header}); remove the extra {'commas' if sep == ',' else 'tabs'} "
+                    "or quote the field that holds them"
+                )
+            rows.append(fields[: len(header)] + [""] * (len(header) - len(fields)))
+            lines.append(reader.line_num)
+    except csv.Error as err:
+        raise ManifestError(
+            f"manifest {path} cannot be read as a {kind} table at line {reader.line_num} ({err}); close "
+            'the quote (") that is open there, or remove it'
+        ) from None
+    return pd.DataFrame(rows, columns=header, dtype=object), np.asarray(lines, dtype=np.int64)
+
+
+def _manifest_text(path: Path) -> str:
+    """A manifest's text (UTF-8, with or without a byte-order mark) with its line ends as ``\\n``."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ManifestError(f"manifest {path} cannot be read ({err.strerror or err}); check its permissions") from None
+    if not raw.strip():
+        raise ManifestError(f"manifest {path} is empty; write a header line (biosample, assay, path) and one line per track")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ManifestError(
+            f"manifest {path} is not UTF-8 text (byte 0x{raw[err.start]:02x} on line {line}); save it as "
+            "UTF-8 (e.g. iconv -f latin1 -t utf-8 old.tsv > new.tsv)"
+        ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise ManifestError(f"manifest {path} holds a NUL byte on line {line}; is it a text file? A manifest is a TSV or CSV table")
+    return text.replace("\r\n", "\n")
 
 
 def default_cache_dir() -> Path:
