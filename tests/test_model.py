@@ -118,7 +118,8 @@ def test_deterministic_with_seed_on_cpu(tiny_ds):
 def test_save_load_bit_identical(fitted, tiny_ds, tmp_path):
     fitted.save(tmp_path / "m")
     fitted.save(tmp_path / "m")  # replacing an existing model works
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "weights.pt"]
+    names = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert len(names) == 2 and names[0] == "config.json" and names[1].startswith("weights-")
     loaded = et.Avocado.load(tmp_path / "m", tiny_ds)
     a, b = fitted.impute(region="synthetic"), loaded.impute(region="synthetic")
     np.testing.assert_array_equal(a.values, b.values)

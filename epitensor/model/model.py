@@ -18,6 +18,9 @@ Building blocks for stage-2 fitting and for extending a trained model:
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 import pandas as pd
 import torch
@@ -32,6 +35,7 @@ from ..store import (
     add_track_variable,
     label_index,
     open_dataset,
+    remove_interrupted_writes,
     store_path,
 )
 from .config import AvocadoConfig
@@ -41,11 +45,48 @@ from .positions import GenomeRows
 from .training import build_training_data, predict_pairs, resolve_options, train
 
 
+def check_integer(value, name: str, minimum: int) -> int:
+    """``value`` as an int, or ModelError unless it is an integer (not a bool) of at least ``minimum``.
+
+    Examples
+    --------
+    >>> check_integer(3, "epochs", 1)
+    3
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ModelError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_seconds(value, name: str = "time_limit") -> float | None:
+    """``value`` as float seconds (None stays None), or ModelError unless it is a positive finite number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ModelError(f"{name} must be a positive number of seconds (or None for no limit), got {value!r}")
+    return float(value)
+
+
+def check_seed(seed) -> int | None:
+    """``seed`` as an int (None stays None), or ModelError."""
+    return None if seed is None else check_integer(seed, "seed", 0)
+
+
+def parse_device(device="auto") -> torch.device | None:
+    """The torch device named by ``device`` (None for "auto"), or ModelError for a name torch does not know."""
+    if device == "auto" or device is None:
+        return None
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ModelError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+
+
 def resolve_device(device="auto") -> torch.device:
     """``"auto"``: CUDA when available, else CPU."""
-    if device == "auto" or device is None:
+    device = parse_device(device)
+    if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ModelError(f"device {device} was asked for but CUDA is not available; use device='auto' or 'cpu'")
     return device
@@ -232,6 +273,8 @@ class Avocado:
         DataError
             Empty training set or non-finite values in the training data.
         """
+        epochs = check_integer(epochs, "epochs", 1)
+        seed, time_limit = check_seed(seed), check_seconds(time_limit)
         rows = GenomeRows.from_regions(region if region is not None else list(self.genome.contigs), self.genome)
         if not len(rows):
             raise DataError(f"the training region {region!r} holds no positions")
@@ -244,7 +287,7 @@ class Avocado:
             self._optimizer = None
         seed = seed if seed is not None else (None if self.seed is None else self.seed + len(self.history))
         try:
-            hist, opt = train(self.module, data, int(epochs), self.config, parameters=parameters, grad_masks=grad_masks,
+            hist, opt = train(self.module, data, epochs, self.config, parameters=parameters, grad_masks=grad_masks,
                               device=self.device, seed=seed, progress=progress, epoch_offset=len(self.history),
                               optimizer=self._optimizer, time_limit=time_limit)
         except ModelError as err:
@@ -275,6 +318,8 @@ class Avocado:
         >>> model.fit_genome_factors("chr20:0-5,000,000", epochs=50)  # doctest: +SKIP
         """
         self._check_fitted()
+        epochs = check_integer(epochs, "epochs", 1)
+        seed, time_limit = check_seed(seed), check_seconds(time_limit)
         rows = GenomeRows.from_regions(region, self.genome)
         if not len(rows):
             raise DataError(f"the region {region!r} holds no positions")
@@ -284,7 +329,7 @@ class Avocado:
         params = [t.weight for t in self.module.genome_tables()]
         seed = seed if seed is not None else (None if self.seed is None else self.seed + len(self.history))
         try:
-            hist, _ = train(self.module, data, int(epochs), self.config, parameters=params, device=self.device, seed=seed,
+            hist, _ = train(self.module, data, epochs, self.config, parameters=params, device=self.device, seed=seed,
                             progress=progress, epoch_offset=len(self.history), time_limit=time_limit)
         except ModelError as err:
             self._append_history(getattr(err, "history", pd.DataFrame()))
@@ -334,6 +379,7 @@ class Avocado:
         returns float32 (n_pairs, n_positions). Use :meth:`impute` for labelled results.
         """
         self._check_fitted()
+        batch_size = None if batch_size is None else check_integer(batch_size, "batch_size", 1)
         positions = np.asarray(positions, dtype=np.int64)
         module, rows = self._genome_rows(positions, "imputation region")
         r = [torch.as_tensor(x, device=self.device) for x in rows]
@@ -377,9 +423,11 @@ class Avocado:
         >>> imp = model.impute("E065", "H3K4me3", region="pilot:0-200000")  # doctest: +SKIP
         """
         self._check_fitted()
+        batch_size = None if batch_size is None else check_integer(batch_size, "batch_size", 1)
         bs = self.biosamples if biosample is None else _as_list(biosample)
         as_ = self.assays if assay is None else _as_list(assay)
         b_idx, a_idx = self._index(bs, "biosample"), self._index(as_, "assay")
+        self._check_offset_tracks(self._ds, as_)
         template = self._ds["signal"].isel(biosample=0, assay=0, drop=True).epi.region(self._region_or_default(region))
         positions = template["position"].values
         bb, aa = np.meshgrid(b_idx, a_idx, indexing="ij")
@@ -429,21 +477,20 @@ class Avocado:
         from ..scale.stage2 import use_blocks
 
         self._check_fitted()
-        if use_blocks(self, region, client, scheduler, workers, block_size):
-            bs = self.biosamples if biosamples is None else _as_list(biosamples)
-            as_ = self.assays if assays is None else _as_list(assays)
-            return self.impute_genome(path, pairs=[(b, a) for b in bs for a in as_], region=self._region_or_default(region),
-                                      block_size=block_size or "1Mb", client=client, scheduler=scheduler,
-                                      workers=workers, progress=progress)
-        path = store_path(self._ds) if path is None else path
-        root = _open_group(path, mode="r+")
-        Genome.from_attrs(root.attrs).check_same(self.genome, "the store's and the model's genomes")
-        arr = add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
         bs = self.biosamples if biosamples is None else _as_list(biosamples)
         as_ = self.assays if assays is None else _as_list(assays)
         b_idx, a_idx = self._index(bs, "biosample"), self._index(as_, "assay")
+        if use_blocks(self, region, client, scheduler, workers, block_size):
+            return self.impute_genome(path, pairs=[(b, a) for b in bs for a in as_], region=self._region_or_default(region),
+                                      block_size=block_size or "1Mb", client=client, scheduler=scheduler,
+                                      workers=workers, progress=progress)
+        # every check before the first write: labels, genome, region coverage, the tracks read
+        path = store_path(self._ds) if path is None else path
+        root = _open_group(path, mode="r+")
+        Genome.from_attrs(root.attrs).check_same(self.genome, "the store's and the model's genomes")
         sb = label_index(root["biosample"][:], bs, "biosample")
         sa = label_index(root["assay"][:], as_, "assay")
+        self._check_offset_tracks(self._ds, as_)
         step = self.genome.chunk_bins
         pieces = []
         for reg in as_regions(self._region_or_default(region), self.genome):
@@ -451,6 +498,8 @@ class Avocado:
             self._check_covered(np.arange(lo, hi), f"region {reg}")
             cuts = [lo, *range((lo // step + 1) * step, hi, step), hi]
             pieces += list(zip(cuts[:-1], cuts[1:]))
+        remove_interrupted_writes(path)  # what a killed earlier run left
+        arr = add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
         bb, aa = np.meshgrid(b_idx, a_idx, indexing="ij")
         sbb, saa = np.meshgrid(sb, sa, indexing="ij")
         for lo, hi in tqdm(pieces, desc="imputing", unit="piece", disable=not progress):
@@ -464,6 +513,24 @@ class Avocado:
         from ..scale.stage2 import resolve_genome_rows
 
         return resolve_genome_rows(self, positions, what)
+
+    def _check_offset_tracks(self, ds, assays) -> None:
+        """ModelError if ``ds`` lacks training tracks that imputations of ``assays`` read (average activity)."""
+        from ..scale.stage2 import check_training_tracks
+
+        check_training_tracks(ds, self.offset_tracks(assays), "imputing with this model's average-activity offset")
+
+    def offset_tracks(self, assays=None) -> list[tuple[str, str]]:
+        """The training tracks whose mean imputations of ``assays`` add (``residual``/``baseline_weight``)."""
+        if not (self.config.residual or self.config.baseline_weight > 0):
+            return []
+        wanted = set(self.assays if assays is None else _as_list(assays))
+        out = []
+        for assay in wanted:
+            pairs = [p for p in self.training_tracks if p[1] == assay]
+            if offset_applies(self.config, len(pairs)):
+                out += pairs
+        return sorted(out)
 
     def _check_covered(self, positions, what: str) -> None:
         from ..scale.stage2 import check_covered
@@ -661,6 +728,7 @@ class Avocado:
         """
         from .extend import extend_model
 
+        epochs, seed, time_limit = check_integer(epochs, "epochs", 1), check_seed(seed), check_seconds(time_limit)
         return extend_model(self, ds, biosamples=biosamples, assays=assays, tracks=tracks, mode=mode, epochs=epochs,
                             progress=progress, seed=seed, time_limit=time_limit)
 
@@ -676,6 +744,7 @@ class Avocado:
         """
         from .extend import extend_model
 
+        epochs, seed, time_limit = check_integer(epochs, "epochs", 1), check_seed(seed), check_seconds(time_limit)
         return extend_model(self, ds, biosamples=biosamples, assays=assays, tracks=tracks, mode=mode, epochs=epochs,
                             progress=progress, seed=seed, time_limit=time_limit)
 
@@ -721,4 +790,4 @@ def check_compatible(model_labels: dict, genome_attrs: dict, ds: xr.Dataset) -> 
         raise ModelError(str(err)) from None
 
 
-__all__ = ["Avocado", "check_compatible", "resolve_device"]
+__all__ = ["Avocado", "check_compatible", "check_integer", "check_seconds", "check_seed", "parse_device", "resolve_device"]
