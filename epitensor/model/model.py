@@ -248,7 +248,7 @@ class Avocado:
             Training region(s), e.g. ``"chr20"`` or ``["chr1:0-1M", "chr2:5M-6M"]``; default: every
             contig of the store.
         epochs : int, default 200
-            Passes over the training positions.
+            Passes over the training positions (at least 1).
         tracks : list of (biosample, assay), optional
             Observed tracks to train on (default: all observed tracks of the model's labels).
         progress : bool, default True
@@ -256,9 +256,11 @@ class Avocado:
         seed : int, optional
             Sampler seed (default: the model's seed plus the epochs already trained).
         time_limit : float, optional
-            Stop after the epoch during which this many seconds have passed (a training budget).
+            Stop after the epoch during which this many seconds have passed (a training budget; > 0).
         parameters, grad_masks : optional
             Train only these parameters / rows (see :func:`epitensor.model.training.train`).
+
+        Every argument is checked before the model changes.
 
         Returns
         -------
@@ -268,8 +270,9 @@ class Avocado:
         Raises
         ------
         ModelError
-            A biosample or assay without training track, a track not observed, or a diverging loss
-            (the last good weights are kept).
+            Invalid arguments (``epochs`` < 1 or not an integer, ``time_limit`` <= 0, ...), a biosample
+            or assay without training track, a track not observed, or a diverging loss (the last good
+            weights are kept).
         DataError
             Empty training set or non-finite values in the training data.
         """
@@ -417,6 +420,9 @@ class Avocado:
             Unknown labels (the message lists the known ones).
         RegionError
             Positions without fitted genome factors.
+        ModelError
+            ``batch_size`` < 1, or (with ``residual``/``baseline_weight``) the store lacks training
+            tracks whose average the imputations add (the message names them).
 
         Examples
         --------
@@ -452,6 +458,8 @@ class Avocado:
         """Write imputations into the store's ``imputed`` variable (never into ``signal``).
 
         Written region by region in chunk-aligned pieces, so the chunks of other regions are untouched.
+        Labels, region and the training tracks read are checked before the first write; a run killed
+        part-way is finished by running it again.
 
         Parameters
         ----------
@@ -570,7 +578,8 @@ class Avocado:
             so that one task writes each chunk (results do not depend on the grouping). Other sizes
             (e.g. 1.5 Mb) work but chain neighbouring blocks that share a chunk into one task.
         epochs : int, default 200
-            Passes over each block's positions.
+            Passes over each block's positions; 0 writes the blocks' freshly initialised factors (a
+            baseline).
         seed : int, optional
             Run seed (default: the model's seed).
         client : distributed.Client, optional
@@ -607,7 +616,9 @@ class Avocado:
         Raises
         ------
         ModelError
-            The store lacks the model's labels or training tracks, or the model is not fitted.
+            The store lacks the model's labels or training tracks, the model is not fitted, or an
+            argument is invalid (negative ``epochs``, ``workers``/``torch_threads`` < 1, an unknown
+            ``scheduler`` or ``device``). Every argument is checked before the store is written.
         RegionError
             A region outside the genome, or a block size that is not a multiple of 5 kbp.
         BlockError
@@ -751,7 +762,13 @@ class Avocado:
     # ------------------------------------------------------------------ I/O
     def save(self, path) -> None:
         """Save to a directory: ``config.json`` (labels, genome, hyper-parameters, versions, fitted
-        positions, history) and ``weights.pt`` (state dict), written atomically.
+        positions, history, and the name and SHA-256 of the weights file) and ``weights-<hash>.pt``
+        (state dict).
+
+        Crash-safe: killed at any point, the directory holds the old model or the new one (renaming
+        ``config.json`` into place is the switch); the next save removes what a killed one left. Only
+        the model's own files are replaced: other files in the directory stay, and a directory that
+        holds other files but no model is refused (:class:`~epitensor.exceptions.ModelFileError`).
 
         Examples
         --------
@@ -768,6 +785,10 @@ class Avocado:
 
         Raises
         ------
+        ModelFileError
+            ``path`` is not a model, or its files are damaged: ``config.json`` not JSON or lacking keys,
+            weights truncated, not matching their recorded SHA-256, or holding objects other than
+            tensors (never unpickled: weights are read with ``torch.load(weights_only=True)``).
         ModelError
             The store lacks labels of the model or has another genome (the message names the difference).
         """
