@@ -254,7 +254,7 @@ def test_fit_rejects_bad_arguments_before_changing_anything(fitted, arguments):
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert fitted.history.equals(history) and len(fitted.fitted_positions) == 1_200
     with pytest.raises(et.ModelError, match="epochs"):
-        fitted.fit_genome_factors("synthetic:0-10000", epochs=0, progress=False)
+        fitted.fit_genome_factors("synthetic:0-10000", epochs=-1, progress=False)
 
 
 def test_impute_rejects_bad_batch_size_and_device(fitted, tiny_ds):

@@ -321,7 +321,7 @@ class Avocado:
         >>> model.fit_genome_factors("chr20:0-5,000,000", epochs=50)  # doctest: +SKIP
         """
         self._check_fitted()
-        epochs = check_integer(epochs, "epochs", 1)
+        epochs = check_integer(epochs, "epochs", 0)  # 0: the fresh factors, a baseline (fit needs >= 1)
         seed, time_limit = check_seed(seed), check_seconds(time_limit)
         rows = GenomeRows.from_regions(region, self.genome)
         if not len(rows):
@@ -730,7 +730,8 @@ class Avocado:
 
         ``mode="freeze"`` fits only the new rows on the training region (every existing parameter
         and imputation stays bit-identical); ``mode="fine-tune"`` then trains all parameters on the
-        old and new tracks. See :func:`epitensor.model.extend.extend_model` for every parameter.
+        old and new tracks. ``epochs=0`` appends the rows at their initial values (a baseline). See
+        :func:`epitensor.model.extend.extend_model` for every parameter.
 
         Examples
         --------
@@ -739,7 +740,7 @@ class Avocado:
         """
         from .extend import extend_model
 
-        epochs, seed, time_limit = check_integer(epochs, "epochs", 1), check_seed(seed), check_seconds(time_limit)
+        epochs, seed, time_limit = check_integer(epochs, "epochs", 0), check_seed(seed), check_seconds(time_limit)
         return extend_model(self, ds, biosamples=biosamples, assays=assays, tracks=tracks, mode=mode, epochs=epochs,
                             progress=progress, seed=seed, time_limit=time_limit)
 
@@ -755,7 +756,7 @@ class Avocado:
         """
         from .extend import extend_model
 
-        epochs, seed, time_limit = check_integer(epochs, "epochs", 1), check_seed(seed), check_seconds(time_limit)
+        epochs, seed, time_limit = check_integer(epochs, "epochs", 0), check_seed(seed), check_seconds(time_limit)
         return extend_model(self, ds, biosamples=biosamples, assays=assays, tracks=tracks, mode=mode, epochs=epochs,
                             progress=progress, seed=seed, time_limit=time_limit)
 
