@@ -173,6 +173,22 @@ def test_save_keeps_user_files_refuses_foreign_directories_and_sweeps_leftovers(
     assert et.Avocado.load(target, tiny_ds).history.equals(fitted.history)
 
 
+def test_models_saved_by_earlier_versions_load_and_are_upgraded_by_the_next_save(fitted, tiny_ds, tmp_path):
+    fitted.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / meta.pop("weights")["file"]).rename(tmp_path / "m" / "weights.pt")
+    meta["format_version"] = 1
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))  # the layout of format version 1
+    loaded = et.Avocado.load(tmp_path / "m", tiny_ds)
+    np.testing.assert_array_equal(loaded.impute(region="synthetic").values, fitted.impute(region="synthetic").values)
+    del meta["history"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))  # damaged: a save over it repairs it
+    loaded.save(tmp_path / "m")
+    names = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert len(names) == 2 and names[1].startswith("weights-")
+    assert et.Avocado.load(tmp_path / "m", tiny_ds).history.equals(fitted.history)
+
+
 class _Payload:
     def __reduce__(self):
         return (print, ("this must never run",))

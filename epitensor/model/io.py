@@ -88,8 +88,8 @@ def _read_config(path: Path) -> dict:
     try:
         meta = json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFileError(f"{file} is not valid JSON ({err}); the model is damaged: save it again, or restore "
-                             "the directory from a backup") from None
+        raise ModelFileError(f"{file} is not valid JSON ({err}); the model is damaged: delete {file} and save the "
+                             "model again, or restore the directory from a backup") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{file} is not the configuration of an epitensor Avocado model (no \"format\": "
                              f"\"{FORMAT}\"); pass a directory written by model.save(path)")
@@ -119,12 +119,15 @@ def _check_target(path: Path) -> dict | None:
         raise ModelFileError(f"{path} is a file, not a model directory; choose another path for model.save")
     if not path.exists():
         return None
-    if (path / CONFIG).exists():
+    if (path / CONFIG).exists():  # a model, possibly damaged (then the save repairs it), or someone else's file
         try:
-            return _read_config(path)
-        except ModelFileError as err:
-            raise ModelFileError(f"refusing to save into {path}: {err}. Remove {path / CONFIG} or choose another "
-                                 "directory") from None
+            meta = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            meta = None
+        if not (isinstance(meta, dict) and meta.get("format") == FORMAT):
+            raise ModelFileError(f"refusing to save into {path}: its {CONFIG} is not an epitensor model's; remove "
+                                 f"{path / CONFIG} or choose another directory")
+        return meta
     # without a config.json only a save's leftovers (hashed weights, temporary files) are the model's
     foreign = sorted(p.name for p in path.iterdir() if not OWN_FILES.match(p.name) or p.name == LEGACY_WEIGHTS)
     if foreign:
