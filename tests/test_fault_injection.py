@@ -162,7 +162,8 @@ def test_kill_during_save_leaves_old_or_new_model_and_next_save_sweeps(stage1, i
         assert (folder / "model" / "notes.txt").read_text() == "the user's own file"
         new.save(folder / "model")  # the next save removes what the killed one left
         assert _files(folder / "model") == _files(tmp_path / "ref" / "model"), n
-    assert seen[0] == "old" and seen[-1] == "new" and "neither" not in seen, seen
+    assert "neither" not in seen and seen[0] == "old" and seen[-1] == "new", seen
+    assert seen == sorted(seen, key=["old", "new"].index), seen  # one switch: old until it, new after
     assert sorted(p.name for p in (tmp_path / "ref" / "model").iterdir())[:2] == ["config.json", "notes.txt"]
 
 
