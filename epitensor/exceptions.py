@@ -48,6 +48,10 @@ class ModelError(EpitensorError, ValueError):
     """A model that cannot be trained, used or loaded as asked (not fitted, mismatched store, diverged)."""
 
 
+class ModelFileError(ModelError):
+    """A saved model directory that cannot be read or written: not a model, damaged or incomplete files."""
+
+
 class BlockError(EpitensorError, RuntimeError):
     """Some blocks of a genome-scale run (stage 2 or block-wise imputation) failed.
 

@@ -245,6 +245,54 @@ def test_errors(trained, tmp_path):
         model.impute_genome(region="c2", progress=False)
 
 
+def _store_files(path) -> dict:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(Path(path).rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("call, arguments, message", [
+    ("fit_genome", dict(epochs=-1), "epochs"),
+    ("fit_genome", dict(epochs=2.5), "epochs"),
+    ("fit_genome", dict(seed=-3), "seed"),
+    ("fit_genome", dict(block_size="7kb"), "block_size"),
+    ("fit_genome", dict(torch_threads=0), "torch_threads"),
+    ("fit_genome", dict(workers=0), "workers"),
+    ("fit_genome", dict(scheduler="bogus"), "unknown scheduler 'bogus'"),
+    ("fit_genome", dict(device="tpu"), "unknown device 'tpu'"),
+    ("fit_genome", dict(resources="GPU"), "resources"),
+    ("fit_genome", dict(write_imputed="some"), "pairs must be"),
+    ("impute_genome", dict(block_size="0"), "block_size"),
+    ("impute_genome", dict(torch_threads=-1), "torch_threads"),
+    ("impute_genome", dict(pairs="bogus"), "pairs must be"),
+    ("impute_to_store", dict(block_size="1.5kb"), "block_size"),
+    ("impute_to_store", dict(workers=-2), "workers"),
+])
+def test_bad_arguments_are_rejected_before_any_write(trained, tmp_path, call, arguments, message):
+    path, model = _copy(trained, tmp_path)
+    before = _store_files(path)
+    with pytest.raises((et.ModelError, et.RegionError), match=message):
+        getattr(model, call)(region="c2", progress=False, **arguments)
+    assert _store_files(path) == before
+
+
+def test_block_imputation_needs_the_training_tracks_it_averages(trained, tmp_path):
+    """With baseline_weight, block-wise imputation reads the training tracks: a store lacking them is an error
+    naming them, not NaN imputations."""
+    root = tmp_path / "r.zarr"
+    ds = et.datasets.synthetic(root, n_biosamples=5, n_assays=3, genome=GENOME, missing=0.3, seed=2)
+    model = et.Avocado(ds, seed=0, baseline_weight=0.5, **TINY)
+    model.fit(region=STAGE1, epochs=1, progress=False)
+    b, a = model.training_tracks[0]
+    group = zarr.open_group(str(root), mode="r+")
+    observed = group["observed"][:]
+    observed[list(ds.biosample.values).index(b), list(ds.assay.values).index(a)] = False
+    group["observed"][:] = observed  # as if the track were not in this store
+    before = _store_files(root)
+    with pytest.raises(et.ModelError, match=rf"training track\(s\) \[\('{b}', '{a}'\)\]"):
+        model.impute_genome(pairs=[(b, a)], region=STAGE1, block_size="5kb", scheduler="synchronous", progress=False)
+    with pytest.raises(et.ModelError, match="training track"):
+        model.fit_genome(region="c2", epochs=1, scheduler="synchronous", progress=False)
+    assert _store_files(root) == before
+
 def test_failed_block_is_reported_and_finished_blocks_stay(trained, tmp_path):
     path, model = _copy(trained, tmp_path)
     b, a = model.training_tracks[0]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +14,7 @@ import xarray as xr
 import zarr
 
 import epitensor as et
+from epitensor.exceptions import ModelFileError
 from epitensor.model import AvocadoConfig, AvocadoModule, GenomeRows
 from epitensor.model.training import build_training_data, train
 
@@ -118,7 +124,8 @@ def test_deterministic_with_seed_on_cpu(tiny_ds):
 def test_save_load_bit_identical(fitted, tiny_ds, tmp_path):
     fitted.save(tmp_path / "m")
     fitted.save(tmp_path / "m")  # replacing an existing model works
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "weights.pt"]
+    names = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert len(names) == 2 and names[0] == "config.json" and names[1].startswith("weights-")
     loaded = et.Avocado.load(tmp_path / "m", tiny_ds)
     a, b = fitted.impute(region="synthetic"), loaded.impute(region="synthetic")
     np.testing.assert_array_equal(a.values, b.values)
@@ -135,6 +142,171 @@ def test_load_refuses_mismatched_store(fitted, tmp_path):
     with pytest.raises(et.ModelError, match="genomes differ"):
         et.Avocado.load(tmp_path / "m", longer)
 
+
+def _store_files(path) -> dict:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(Path(path).rglob("*")) if p.is_file()}
+
+
+def test_save_keeps_user_files_refuses_foreign_directories_and_sweeps_leftovers(fitted, tiny_ds, tmp_path):
+    target = tmp_path / "m"
+    fitted.save(target)
+    (target / "notes.txt").write_text("mine")
+    (target / ".weights.0123abcd.tmp").write_bytes(b"half")  # what killed saves leave
+    (target / "weights-0123456789abcdef.pt").write_bytes(b"orphan")
+    legacy = tmp_path / ".m.old-4242"  # the copy a killed save of earlier versions left beside the model
+    legacy.mkdir()
+    (legacy / "config.json").write_text("{}")
+    (legacy / "weights.pt").write_bytes(b"x" * 100)
+    fitted.save(target)
+    assert (target / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in target.iterdir())[:2] == ["config.json", "notes.txt"] and len(list(target.iterdir())) == 3
+    assert not legacy.exists()
+    foreign = tmp_path / "documents"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("years of work")
+    with pytest.raises(ModelFileError, match=r"documents is not an epitensor model directory .*thesis\.tex"):
+        fitted.save(foreign)
+    assert [p.name for p in foreign.iterdir()] == ["thesis.tex"]
+    (foreign / "config.json").write_text('{"format": "other-tool"}')
+    with pytest.raises(ModelFileError, match="refusing to save"):
+        fitted.save(foreign)
+    assert et.Avocado.load(target, tiny_ds).history.equals(fitted.history)
+
+
+def test_models_saved_by_earlier_versions_load_and_are_upgraded_by_the_next_save(fitted, tiny_ds, tmp_path):
+    fitted.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / meta.pop("weights")["file"]).rename(tmp_path / "m" / "weights.pt")
+    meta["format_version"] = 1
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))  # the layout of format version 1
+    loaded = et.Avocado.load(tmp_path / "m", tiny_ds)
+    np.testing.assert_array_equal(loaded.impute(region="synthetic").values, fitted.impute(region="synthetic").values)
+    del meta["history"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))  # damaged: a save over it repairs it
+    loaded.save(tmp_path / "m")
+    names = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert len(names) == 2 and names[1].startswith("weights-")
+    assert et.Avocado.load(tmp_path / "m", tiny_ds).history.equals(fitted.history)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def _rewrite_weights(model_dir, data: bytes, legacy=False) -> Path:
+    """Replace the model's weights by ``data``, recording its hash as a save would (or as format version 1)."""
+    meta = json.loads((model_dir / "config.json").read_text())
+    old = model_dir / meta.get("weights", {}).get("file", "weights.pt")
+    if legacy:
+        old.unlink()
+        meta.pop("weights", None)
+        file = model_dir / "weights.pt"
+    else:
+        file = old
+        if "weights" in meta:
+            meta["weights"]["sha256"] = hashlib.sha256(data).hexdigest()
+    file.write_bytes(data)
+    (model_dir / "config.json").write_text(json.dumps(meta))
+    return file
+
+
+def _damage(kind, model_dir) -> str:
+    """Damage the saved model in ``model_dir`` one way; return the file the error must name."""
+    config = model_dir / "config.json"
+    meta = json.loads(config.read_text())
+    weights = model_dir / meta.get("weights", {}).get("file", "weights.pt")  # format 1: weights.pt
+    if kind == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif kind == "truncated weights, format 1":
+        _rewrite_weights(model_dir, weights.read_bytes()[:1000], legacy=True)
+        return "weights.pt"
+    elif kind == "not a torch file":
+        _rewrite_weights(model_dir, b"\x00garbage" * 50)
+    elif kind == "pickled code":
+        buffer = io.BytesIO()
+        torch.save({"x": _Payload()}, buffer)
+        _rewrite_weights(model_dir, buffer.getvalue())
+    elif kind == "weights of another shape":
+        buffer = io.BytesIO()
+        torch.save({"w": torch.zeros(3)}, buffer)
+        _rewrite_weights(model_dir, buffer.getvalue())
+    elif kind == "config not JSON":
+        config.write_text("{not json")
+        return "config.json"
+    elif kind == "config lacks keys":
+        del meta["fitted_positions"], meta["history"]
+        config.write_text(json.dumps(meta))
+        return "config.json"
+    elif kind == "weights missing":
+        weights.unlink()
+    elif kind == "not a model":
+        config.unlink()
+        return model_dir.name
+    return weights.name
+
+
+@pytest.mark.parametrize("kind", ["truncated weights", "truncated weights, format 1", "not a torch file", "pickled code",
+                                  "weights of another shape", "config not JSON", "config lacks keys", "weights missing",
+                                  "not a model"])
+def test_damaged_model_files_give_one_line_errors(fitted, tiny_ds, tmp_path, kind, capfd):
+    fitted.save(tmp_path / "m")
+    named = _damage(kind, tmp_path / "m")
+    with pytest.raises(ModelFileError) as err:
+        et.Avocado.load(tmp_path / "m", tiny_ds)
+    message = str(err.value)
+    assert named in message and "\n" not in message and "save" in message, message
+    assert "weights_only" not in message and "this must never run" not in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("arguments", [dict(epochs=0), dict(epochs=-1), dict(epochs=1.5), dict(epochs=True),
+                                       dict(epochs="3"), dict(epochs=1, time_limit=0), dict(epochs=1, time_limit=-5.0),
+                                       dict(epochs=1, time_limit=float("nan")), dict(epochs=1, seed=-1)])
+def test_fit_rejects_bad_arguments_before_changing_anything(fitted, arguments):
+    before, history = {k: v.clone() for k, v in fitted.module.state_dict().items()}, fitted.history.copy()
+    with pytest.raises(et.ModelError, match=str(next(iter(arguments))) if len(arguments) == 1 else "time_limit|seed"):
+        fitted.fit(region="synthetic:0-10000", **arguments, progress=False)  # another region would reset the factors
+    after = fitted.module.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert fitted.history.equals(history) and len(fitted.fitted_positions) == 1_200
+    with pytest.raises(et.ModelError, match="epochs"):
+        fitted.fit_genome_factors("synthetic:0-10000", epochs=-1, progress=False)
+
+
+def test_impute_rejects_bad_batch_size_and_device(fitted, tiny_ds):
+    for bad in (0, -1, 2.5):
+        with pytest.raises(et.ModelError, match="batch_size"):
+            fitted.impute("B00", "H3K4me3", region="synthetic:0-1000", batch_size=bad)
+    with pytest.raises(et.ModelError, match="unknown device 'tpu'"):
+        et.Avocado(tiny_ds, device="tpu", **TINY)
+
+
+def test_impute_to_store_checks_region_before_writing(fitted, tiny_ds):
+    path = tiny_ds.attrs["source"]
+    before = _store_files(path)
+    with pytest.raises(et.RegionError, match="runs past"):
+        fitted.impute_to_store(region="synthetic:0-100000", progress=False)
+    assert _store_files(path) == before  # no "imputed" variable created
+
+
+def test_imputing_against_a_store_without_the_training_tracks_is_an_error(tmp_path):
+    """A model whose imputations add the average activity of training tracks, loaded against a store with the
+    same labels but without those tracks, refuses to impute (it would silently give NaN)."""
+    ds = et.datasets.synthetic(tmp_path / "a.zarr", n_biosamples=6, n_assays=4, n_positions=1_200, missing=0.2, seed=5)
+    model = et.Avocado(ds, seed=1, baseline_weight=0.5, **TINY)
+    model.fit(epochs=1, progress=False)
+    model.save(tmp_path / "m")
+    other = et.datasets.synthetic(tmp_path / "b.zarr", n_biosamples=6, n_assays=4, n_positions=1_200, missing=0.2, seed=8)
+    lacking = [p for p in model.training_tracks if not other["observed"].sel(biosample=p[0], assay=p[1])]
+    assert lacking
+    loaded = et.Avocado.load(tmp_path / "m", other)
+    with pytest.raises(et.ModelError, match=r"does not hold the model's training track\(s\) \[\('"):
+        loaded.impute(region="synthetic:0-1000")
+    before = _store_files(tmp_path / "b.zarr")
+    with pytest.raises(et.ModelError, match=lacking[0][0]):
+        loaded.impute_to_store(region="synthetic:0-1000", progress=False)
+    assert _store_files(tmp_path / "b.zarr") == before
+    assert np.isfinite(et.Avocado.load(tmp_path / "m", ds).impute(region="synthetic:0-1000").values).all()
 
 def test_store_outputs(fitted, tiny_ds):
     path = tiny_ds.attrs["source"]

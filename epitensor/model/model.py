@@ -18,6 +18,9 @@ Building blocks for stage-2 fitting and for extending a trained model:
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 import pandas as pd
 import torch
@@ -34,6 +37,7 @@ from ..store import (
     add_track_variable,
     label_index,
     open_dataset,
+    remove_interrupted_writes,
     store_path,
     sync_metadata,
 )
@@ -44,11 +48,48 @@ from .positions import GenomeRows
 from .training import build_training_data, predict_pairs, resolve_options, train
 
 
+def check_integer(value, name: str, minimum: int) -> int:
+    """``value`` as an int, or ModelError unless it is an integer (not a bool) of at least ``minimum``.
+
+    Examples
+    --------
+    >>> check_integer(3, "epochs", 1)
+    3
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ModelError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_seconds(value, name: str = "time_limit") -> float | None:
+    """``value`` as float seconds (None stays None), or ModelError unless it is a positive finite number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ModelError(f"{name} must be a positive number of seconds (or None for no limit), got {value!r}")
+    return float(value)
+
+
+def check_seed(seed) -> int | None:
+    """``seed`` as an int (None stays None), or ModelError."""
+    return None if seed is None else check_integer(seed, "seed", 0)
+
+
+def parse_device(device="auto") -> torch.device | None:
+    """The torch device named by ``device`` (None for "auto"), or ModelError for a name torch does not know."""
+    if device == "auto" or device is None:
+        return None
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ModelError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+
+
 def resolve_device(device="auto") -> torch.device:
     """``"auto"``: CUDA when available, else CPU."""
-    if device == "auto" or device is None:
+    device = parse_device(device)
+    if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ModelError(f"device {device} was asked for but CUDA is not available; use device='auto' or 'cpu'")
     return device
@@ -188,7 +229,7 @@ class Avocado:
             Training region(s), e.g. ``"chr20"`` or ``["chr1:0-1M", "chr2:5M-6M"]``; default: every
             contig of the store.
         epochs : int, default 200
-            Passes over the training positions.
+            Passes over the training positions (at least 1).
         tracks : list of (biosample, assay), optional
             Observed tracks to train on (default: all observed tracks of the model's labels).
         progress : bool, default True
@@ -196,9 +237,11 @@ class Avocado:
         seed : int, optional
             Sampler seed (default: the model's seed plus the epochs already trained).
         time_limit : float, optional
-            Stop after the epoch during which this many seconds have passed (a training budget).
+            Stop after the epoch during which this many seconds have passed (a training budget; > 0).
         parameters, grad_masks : optional
             Train only these parameters / rows (see :func:`epitensor.model.training.train`).
+
+        Every argument is checked before the model changes.
 
         Returns
         -------
@@ -208,11 +251,14 @@ class Avocado:
         Raises
         ------
         ModelError
-            A biosample or assay without training track, a track not observed, or a diverging loss
-            (the last good weights are kept).
+            Invalid arguments (``epochs`` < 1 or not an integer, ``time_limit`` <= 0, ...), a biosample
+            or assay without training track, a track not observed, or a diverging loss (the last good
+            weights are kept).
         DataError
             Empty training set or non-finite values in the training data.
         """
+        epochs = check_integer(epochs, "epochs", 1)
+        seed, time_limit = check_seed(seed), check_seconds(time_limit)
         rows = GenomeRows.from_regions(region if region is not None else list(self.genome.contigs), self.genome)
         if not len(rows):
             raise DataError(f"the training region {region!r} holds no positions")
@@ -225,7 +271,7 @@ class Avocado:
             self._optimizer = None
         seed = seed if seed is not None else (None if self.seed is None else self.seed + len(self.history))
         try:
-            hist, opt = train(self.module, data, int(epochs), self.config, parameters=parameters, grad_masks=grad_masks,
+            hist, opt = train(self.module, data, epochs, self.config, parameters=parameters, grad_masks=grad_masks,
                               device=self.device, seed=seed, progress=progress, epoch_offset=len(self.history),
                               optimizer=self._optimizer, time_limit=time_limit)
         except ModelError as err:
@@ -256,6 +302,8 @@ class Avocado:
         >>> model.fit_genome_factors("chr20:0-5,000,000", epochs=50)  # doctest: +SKIP
         """
         self._check_fitted()
+        epochs = check_integer(epochs, "epochs", 0)  # 0: the fresh factors, a baseline (fit needs >= 1)
+        seed, time_limit = check_seed(seed), check_seconds(time_limit)
         rows = GenomeRows.from_regions(region, self.genome)
         if not len(rows):
             raise DataError(f"the region {region!r} holds no positions")
@@ -265,7 +313,7 @@ class Avocado:
         params = [t.weight for t in self.module.genome_tables()]
         seed = seed if seed is not None else (None if self.seed is None else self.seed + len(self.history))
         try:
-            hist, _ = train(self.module, data, int(epochs), self.config, parameters=params, device=self.device, seed=seed,
+            hist, _ = train(self.module, data, epochs, self.config, parameters=params, device=self.device, seed=seed,
                             progress=progress, epoch_offset=len(self.history), time_limit=time_limit)
         except ModelError as err:
             self._append_history(getattr(err, "history", pd.DataFrame()))
@@ -315,6 +363,7 @@ class Avocado:
         returns float32 (n_pairs, n_positions). Use :meth:`impute` for labelled results.
         """
         self._check_fitted()
+        batch_size = None if batch_size is None else check_integer(batch_size, "batch_size", 1)
         positions = np.asarray(positions, dtype=np.int64)
         module, rows = self._genome_rows(positions, "imputation region")
         r = [torch.as_tensor(x, device=self.device) for x in rows]
@@ -352,15 +401,20 @@ class Avocado:
             Unknown labels (the message lists the known ones).
         RegionError
             Positions without fitted genome factors.
+        ModelError
+            ``batch_size`` < 1, or (with ``residual``/``baseline_weight``) the store lacks training
+            tracks whose average the imputations add (the message names them).
 
         Examples
         --------
         >>> imp = model.impute("E065", "H3K4me3", region="pilot:0-200000")  # doctest: +SKIP
         """
         self._check_fitted()
+        batch_size = None if batch_size is None else check_integer(batch_size, "batch_size", 1)
         bs = self.biosamples if biosample is None else _as_list(biosample)
         as_ = self.assays if assay is None else _as_list(assay)
         b_idx, a_idx = self._index(bs, "biosample"), self._index(as_, "assay")
+        self._check_offset_tracks(self._ds, as_)
         template = self._ds["signal"].isel(biosample=0, assay=0, drop=True).epi.region(self._region_or_default(region))
         positions = template["position"].values
         bb, aa = np.meshgrid(b_idx, a_idx, indexing="ij")
@@ -385,6 +439,8 @@ class Avocado:
         """Write imputations into the store's ``imputed`` variable (never into ``signal``).
 
         Written region by region in chunk-aligned pieces, so the chunks of other regions are untouched.
+        Labels, region and the training tracks read are checked before the first write; a run killed
+        part-way is finished by running it again.
 
         Parameters
         ----------
@@ -410,22 +466,20 @@ class Avocado:
         from ..scale.stage2 import use_blocks
 
         self._check_fitted()
-        if use_blocks(self, region, client, scheduler, workers, block_size):
-            bs = self.biosamples if biosamples is None else _as_list(biosamples)
-            as_ = self.assays if assays is None else _as_list(assays)
-            return self.impute_genome(path, pairs=[(b, a) for b in bs for a in as_], region=self._region_or_default(region),
-                                      block_size=block_size or "1Mb", client=client, scheduler=scheduler,
-                                      workers=workers, progress=progress)
-        path = store_path(self._ds) if path is None else path
-        root = _open_group(path, mode="r+")
-        Genome.from_attrs(root.attrs).check_same(self.genome, "the store's and the model's genomes")
-        arr = add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
-        sync_metadata(path)
         bs = self.biosamples if biosamples is None else _as_list(biosamples)
         as_ = self.assays if assays is None else _as_list(assays)
         b_idx, a_idx = self._index(bs, "biosample"), self._index(as_, "assay")
+        if use_blocks(self, region, client, scheduler, workers, block_size):
+            return self.impute_genome(path, pairs=[(b, a) for b in bs for a in as_], region=self._region_or_default(region),
+                                      block_size=block_size or "1Mb", client=client, scheduler=scheduler,
+                                      workers=workers, progress=progress)
+        # every check before the first write: labels, genome, region coverage, the tracks read
+        path = store_path(self._ds) if path is None else path
+        root = _open_group(path, mode="r+")
+        Genome.from_attrs(root.attrs).check_same(self.genome, "the store's and the model's genomes")
         sb = label_index(root["biosample"][:], bs, "biosample")
         sa = label_index(root["assay"][:], as_, "assay")
+        self._check_offset_tracks(self._ds, as_)
         step = self.genome.chunk_bins
         pieces = []
         for reg in as_regions(self._region_or_default(region), self.genome):
@@ -433,6 +487,9 @@ class Avocado:
             self._check_covered(np.arange(lo, hi), f"region {reg}")
             cuts = [lo, *range((lo // step + 1) * step, hi, step), hi]
             pieces += list(zip(cuts[:-1], cuts[1:]))
+        remove_interrupted_writes(path)  # what a killed earlier run left
+        arr = add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
+        sync_metadata(path)
         bb, aa = np.meshgrid(b_idx, a_idx, indexing="ij")
         sbb, saa = np.meshgrid(sb, sa, indexing="ij")
         for lo, hi in tqdm(pieces, desc="imputing", unit="piece", disable=not progress):
@@ -446,6 +503,24 @@ class Avocado:
         from ..scale.stage2 import resolve_genome_rows
 
         return resolve_genome_rows(self, positions, what)
+
+    def _check_offset_tracks(self, ds, assays) -> None:
+        """ModelError if ``ds`` lacks training tracks that imputations of ``assays`` read (average activity)."""
+        from ..scale.stage2 import check_training_tracks
+
+        check_training_tracks(ds, self.offset_tracks(assays), "imputing with this model's average-activity offset")
+
+    def offset_tracks(self, assays=None) -> list[tuple[str, str]]:
+        """The training tracks whose mean imputations of ``assays`` add (``residual``/``baseline_weight``)."""
+        if not (self.config.residual or self.config.baseline_weight > 0):
+            return []
+        wanted = set(self.assays if assays is None else _as_list(assays))
+        out = []
+        for assay in wanted:
+            pairs = [p for p in self.training_tracks if p[1] == assay]
+            if offset_applies(self.config, len(pairs)):
+                out += pairs
+        return sorted(out)
 
     def _check_covered(self, positions, what: str) -> None:
         from ..scale.stage2 import check_covered
@@ -485,7 +560,8 @@ class Avocado:
             so that one task writes each chunk (results do not depend on the grouping). Other sizes
             (e.g. 1.5 Mb) work but chain neighbouring blocks that share a chunk into one task.
         epochs : int, default 200
-            Passes over each block's positions.
+            Passes over each block's positions; 0 writes the blocks' freshly initialised factors (a
+            baseline).
         seed : int, optional
             Run seed (default: the model's seed).
         client : distributed.Client, optional
@@ -522,7 +598,9 @@ class Avocado:
         Raises
         ------
         ModelError
-            The store lacks the model's labels or training tracks, or the model is not fitted.
+            The store lacks the model's labels or training tracks, the model is not fitted, or an
+            argument is invalid (negative ``epochs``, ``workers``/``torch_threads`` < 1, an unknown
+            ``scheduler`` or ``device``). Every argument is checked before the store is written.
         RegionError
             A region outside the genome, or a block size that is not a multiple of 5 kbp.
         BlockError
@@ -634,7 +712,8 @@ class Avocado:
 
         ``mode="freeze"`` fits only the new rows on the training region (every existing parameter
         and imputation stays bit-identical); ``mode="fine-tune"`` then trains all parameters on the
-        old and new tracks. See :func:`epitensor.model.extend.extend_model` for every parameter.
+        old and new tracks. ``epochs=0`` appends the rows at their initial values (a baseline). See
+        :func:`epitensor.model.extend.extend_model` for every parameter.
 
         Examples
         --------
@@ -643,6 +722,7 @@ class Avocado:
         """
         from .extend import extend_model
 
+        epochs, seed, time_limit = check_integer(epochs, "epochs", 0), check_seed(seed), check_seconds(time_limit)
         return extend_model(self, ds, biosamples=biosamples, assays=assays, tracks=tracks, mode=mode, epochs=epochs,
                             progress=progress, seed=seed, time_limit=time_limit)
 
@@ -658,13 +738,20 @@ class Avocado:
         """
         from .extend import extend_model
 
+        epochs, seed, time_limit = check_integer(epochs, "epochs", 0), check_seed(seed), check_seconds(time_limit)
         return extend_model(self, ds, biosamples=biosamples, assays=assays, tracks=tracks, mode=mode, epochs=epochs,
                             progress=progress, seed=seed, time_limit=time_limit)
 
     # ------------------------------------------------------------------ I/O
     def save(self, path) -> None:
         """Save to a directory: ``config.json`` (labels, genome, hyper-parameters, versions, fitted
-        positions, history) and ``weights.pt`` (state dict), written atomically.
+        positions, history, and the name and SHA-256 of the weights file) and ``weights-<hash>.pt``
+        (state dict).
+
+        Crash-safe: killed at any point, the directory holds the old model or the new one (renaming
+        ``config.json`` into place is the switch); the next save removes what a killed one left. Only
+        the model's own files are replaced: other files in the directory stay, and a directory that
+        holds other files but no model is refused (:class:`~epitensor.exceptions.ModelFileError`).
 
         Examples
         --------
@@ -681,6 +768,10 @@ class Avocado:
 
         Raises
         ------
+        ModelFileError
+            ``path`` is not a model, or its files are damaged: ``config.json`` not JSON or lacking keys,
+            weights truncated, not matching their recorded SHA-256, or holding objects other than
+            tensors (never unpickled: weights are read with ``torch.load(weights_only=True)``).
         ModelError
             The store lacks labels of the model or has another genome (the message names the difference).
         """
@@ -703,4 +794,4 @@ def check_compatible(model_labels: dict, genome_attrs: dict, ds: xr.Dataset) -> 
         raise ModelError(str(err)) from None
 
 
-__all__ = ["Avocado", "check_compatible", "resolve_device"]
+__all__ = ["Avocado", "check_compatible", "check_integer", "check_seconds", "check_seed", "parse_device", "resolve_device"]

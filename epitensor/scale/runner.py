@@ -25,6 +25,28 @@ import torch
 LOCAL_SCHEDULERS = ("threads", "synchronous", "sync", "single-threaded")
 
 
+def check_run_options(scheduler=None, workers=None, resources=None, device="auto", torch_threads=1) -> None:
+    """Raise ModelError for run options that cannot work, before a run writes anything.
+
+    ``scheduler`` must be a local dask scheduler name or an address (``"tcp://host:8786"``,
+    ``"host:8786"``); ``workers`` and ``torch_threads`` positive integers; ``resources`` a dict;
+    ``device`` one torch knows.
+    """
+    from ..exceptions import ModelError
+    from ..model.model import check_integer, parse_device
+
+    if scheduler is not None and not (isinstance(scheduler, str) and (scheduler in LOCAL_SCHEDULERS or ":" in scheduler)):
+        raise ModelError(f"unknown scheduler {scheduler!r}; use one of {list(LOCAL_SCHEDULERS)} or a distributed "
+                         "scheduler address such as 'tcp://host:8786'")
+    if workers is not None:
+        check_integer(workers, "workers", 1)
+    if torch_threads is not None:
+        check_integer(torch_threads, "torch_threads", 1)
+    if resources is not None and not isinstance(resources, dict):
+        raise ModelError(f"resources must be a dict such as {{'GPU': 1}}, got {resources!r}")
+    parse_device(device)  # whether CUDA is there is checked on the workers, which may have GPUs this process lacks
+
+
 @contextlib.contextmanager
 def connect(client=None, scheduler=None, workers=None):
     """Yield ``(client or None, local scheduler name)`` for a run; close what this call opened."""

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from ..exceptions import BlockError, ModelError, RegionError, StoreNotFoundError
+from ..model.model import check_integer, check_seed
 from ..model.positions import GenomeRows
 from ..model.storage import write_genome_factors
 from ..store import (
@@ -40,7 +41,7 @@ from .markers import (
     read_markers,
     remove_marker,
 )
-from .runner import run_tasks
+from .runner import check_run_options, run_tasks
 from .worker import FrozenModel, fingerprint, fit_blocks, impute_blocks
 
 _COLUMNS = ["block", "region", "first", "end", "n_positions", "status", "epochs", "loss", "val_mse", "fit_seconds",
@@ -83,12 +84,25 @@ def resolve_pairs(model, ds, pairs) -> tuple[np.ndarray, np.ndarray, list[tuple[
     return store.astype(np.int64), own.astype(np.int64), labels
 
 
-def _check_training_tracks(frozen: FrozenModel, ds) -> None:
-    obs = ds["observed"].values
-    missing = [(str(ds.biosample.values[b]), str(ds.assay.values[a])) for b, a in frozen.training_store if not obs[b, a]]
+def check_training_tracks(ds, tracks, what: str) -> None:
+    """Raise ModelError naming the (biosample, assay) ``tracks`` that the store ``ds`` does not hold.
+
+    ``what`` says what reads them. Used before any write by stage 2 (which reads every training track
+    in every block) and by imputation with the average-activity offset (which reads the training
+    tracks of the imputed assays): without them the results would silently be NaN.
+    """
+    if not tracks:
+        return
+    obs = ds["observed"]
+    store_b, store_a = {str(x) for x in ds.biosample.values}, {str(x) for x in ds.assay.values}
+    missing = [(b, a) for b, a in tracks if b not in store_b or a not in store_a
+               or not bool(obs.sel(biosample=b, assay=a).values)]
     if missing:
-        raise ModelError(f"the store does not hold the model's training track(s) {missing[:5]}; stage 2 reads them in "
-                         "every block. Fit genome factors on the store the model was trained on")
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        source = ds.attrs.get("source")
+        raise ModelError(f"the store{f' {source}' if source else ''} does not hold the model's training track(s) "
+                         f"{missing[:5]}{more}, which {what} reads; use the store the model was trained on (or one "
+                         "holding these tracks)")
 
 
 def _report(records: list[dict], genome) -> pd.DataFrame:
@@ -122,13 +136,15 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
     See :meth:`epitensor.Avocado.fit_genome` (which calls this) for the parameters.
     """
     model._check_fitted()
+    epochs = check_integer(epochs, "epochs", 0)
+    seed = (model.seed or 0) if seed is None else check_seed(seed)
+    check_run_options(scheduler, workers, resources, device, torch_threads)
     path, ds = _open_store(model, store)
     genome = model.genome
     blocks = plan_blocks(region, genome, block_size)
     frozen = FrozenModel.from_model(model, ds.biosample.values, ds.assay.values)
-    _check_training_tracks(frozen, ds)
-    seed = (model.seed or 0) if seed is None else int(seed)
-    key = _hash("fit", frozen.fingerprint, int(epochs), seed)
+    check_training_tracks(ds, model.training_tracks, "stage 2 (in every block)")
+    key = _hash("fit", frozen.fingerprint, epochs, seed)
     pairs = None
     if write_imputed is not False and write_imputed is not None:
         store_p, model_p, _ = resolve_pairs(model, ds, "unobserved" if write_imputed is True else write_imputed)
@@ -150,7 +166,7 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
     n_pairs = 0 if pairs is None else len(pairs[0])
     plan = {"blocks": len(blocks), "finished": len(blocks) - len(to_fit), "to_fit": len(to_fit),
             "positions_to_fit": sum(b.n_positions for b in to_fit),
-            "training_samples": int(epochs) * sum(b.n_positions for b in to_fit),
+            "training_samples": epochs * sum(b.n_positions for b in to_fit),
             "predictions": n_pairs * sum(b.n_positions for b in to_fit + to_impute)}
     if progress:
         print(f"fit_genome: {plan['blocks']} block(s) of {block_size} over {describe_blocks(blocks, genome, 3)}; "
@@ -171,7 +187,7 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
     if pairs is not None:
         add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
     sync_metadata(path)  # the workers open the store: its consolidated metadata must list the new arrays
-    settings = dict(epochs=int(epochs), seed=seed, key=key, device=device, torch_threads=torch_threads,
+    settings = dict(epochs=epochs, seed=seed, key=key, device=device, torch_threads=torch_threads,
                          pairs=pairs, impute_key=impute_keys)
     run = dict(client=client, scheduler=scheduler, workers=workers, resources=resources, progress=progress, path=path)
     records = run_tasks(fit_blocks, frozen, group_blocks(to_fit, genome), settings=settings, desc="fitting blocks", **run) if to_fit else []
@@ -198,6 +214,7 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
     See :meth:`epitensor.Avocado.impute_genome` for the parameters.
     """
     model._check_fitted()
+    check_run_options(scheduler, workers, resources, device, torch_threads)
     path, ds = _open_store(model, store)
     genome = model.genome
     frozen = FrozenModel.from_model(model, ds.biosample.values, ds.assay.values)
@@ -208,9 +225,11 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
                               "region) or run model.fit_genome(...) first")
         region = [Block(int(a), int(b)).region(genome) for a, b in zip(in_store.starts, in_store.ends)]
     blocks = plan_blocks(region, genome, block_size)
-    store_p, model_p, _ = resolve_pairs(model, ds, pairs)
+    store_p, model_p, labels = resolve_pairs(model, ds, pairs)
     if not len(store_p):
         raise ModelError(f"no (biosample, assay) pair to impute for pairs={pairs!r}")
+    check_training_tracks(ds, model.offset_tracks(sorted({a for _, a in labels})),
+                          "imputing with this model's average-activity offset")
     rows, tables = model_source(model)
     shipped, uncovered = {}, []
     for b in blocks:
