@@ -195,3 +195,10 @@ def test_plot_of_a_region_puts_base_pairs_on_x(ds):
         et.datasets.synthetic(n_biosamples=1, n_assays=1, n_positions=2_000, seed=0,
                               genome=et.Genome("g", ["a", "b"], [25_000, 25_000])).signal.isel(
             biosample=0, assay=0).epi.plot()
+
+
+def test_stage_two_refuses_a_modified_dataset_instead_of_reading_the_store(ds):
+    model = et.Avocado(ds.assign(signal=ds.signal * 0 + 1), preset="small", device="cpu")
+    model.fit(region="synthetic:0-100,000", epochs=1, progress=False)
+    with pytest.raises(et.ModelError, match="not an unmodified selection"):
+        model.fit_genome(region="synthetic:0-100,000", epochs=1, dry_run=True)

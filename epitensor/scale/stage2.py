@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..direct import store_source
 from ..exceptions import BlockError, ModelError, RegionError, StoreNotFoundError
 from ..model.model import check_integer, check_seed
 from ..model.positions import GenomeRows
@@ -57,6 +58,11 @@ def _open_store(model, store):
     """The store path and its opened dataset, checked against the model's labels and genome."""
     from ..model.model import check_compatible
 
+    if store is None and "signal" in model._ds and store_source(model._ds["signal"]) is None:
+        raise ModelError(
+            "stage-2 workers read the tracks from a store, and the dataset this model was given is not an "
+            "unmodified selection of one (arithmetic, new labels or in-memory values); write it to a store "
+            "(ds.to_zarr(path), then epitensor.open_dataset(path)) or pass store=path to use that store's tracks")
     path = store_path(model._ds) if store is None else store_path(store)
     ds = open_dataset(path)
     check_compatible({"biosample": model.biosamples, "assay": model.assays}, model.genome.to_attrs(), ds)
