@@ -27,6 +27,7 @@ import xarray as xr
 import zarr
 
 from .allocator import keep_freed_memory
+from .chunks import CheckedStore, compressors
 from .exceptions import DataError, LabelError, SchemaError, StoreNotFoundError
 from .genome import Genome
 
@@ -152,7 +153,8 @@ def create_store(
         },
         attrs={**genome.to_attrs(), "transform": transform, "epitensor_schema": SCHEMA_VERSION},
     )
-    meta.to_zarr(path, mode="w", consolidated=False, zarr_format=3)
+    meta.to_zarr(path, mode="w", consolidated=False, zarr_format=3,
+                 encoding={name: {"compressors": compressors()} for name in meta.variables})
     add_track_variable(path, "signal", long_name="observed signal")
     return path
 
@@ -176,7 +178,7 @@ def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = Fa
         dtype="float32",
         fill_value=np.nan,
         dimension_names=("biosample", "assay", "position"),
-        compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
+        compressors=compressors(),  # Blosc, then a CRC-32C checked by every read (epitensor.chunks)
         attributes={"long_name": long_name or name},
     )
     return arr
@@ -187,7 +189,7 @@ def _open_group(path, mode="r") -> zarr.Group:
     if not path.exists():
         raise StoreNotFoundError(f"no epitensor store at {path}; create one with epitensor.create_store or epitensor.ingest")
     try:
-        root = zarr.open_group(str(path), mode=mode)
+        root = zarr.open_group(CheckedStore(path, read_only=True) if mode == "r" else str(path), mode=mode)
     except Exception as err:  # zarr raises several types for "not a group"
         raise StoreNotFoundError(f"{path} is not a zarr store ({err}); pass the directory made by epitensor") from None
     if "epitensor_schema" not in root.attrs:
@@ -377,7 +379,8 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
 
 
 def _open_zarr(path, **kwargs) -> xr.Dataset:
-    return xr.open_dataset(str(path), engine="zarr", consolidated=False, zarr_format=3, **kwargs)
+    # CheckedStore: a damaged chunk raises CorruptChunkError, in dask computations too
+    return xr.open_dataset(CheckedStore(path, read_only=True), engine="zarr", consolidated=False, zarr_format=3, **kwargs)
 
 
 def _along_genome(v) -> bool:
