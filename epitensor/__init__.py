@@ -16,6 +16,7 @@ from . import datasets, evaluation, io
 from .evaluation import Annotations, baselines, cross_validate, cv_folds, evaluate, plot
 from .exceptions import (
     BlockError,
+    CorruptChunkError,
     DataError,
     DownloadError,
     EpitensorError,
@@ -28,6 +29,7 @@ from .exceptions import (
     StoreNotFoundError,
 )
 from .genome import Genome
+from .integrity import check_store
 from .io import ingest, read_manifest, to_bigwig
 from .regions import Region, parse_region
 from .store import TrackWriter, add_labels, create_store, open_dataset, validate, write_track
@@ -56,6 +58,7 @@ __all__ = [
     "Annotations",
     "Avocado",
     "BlockError",
+    "CorruptChunkError",
     "DataError",
     "DownloadError",
     "EpitensorError",
@@ -71,6 +74,7 @@ __all__ = [
     "TrackWriter",
     "add_labels",
     "baselines",
+    "check_store",
     "create_store",
     "cross_validate",
     "cv_folds",

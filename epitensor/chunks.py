@@ -147,44 +147,57 @@ def corrupt_chunk(root, variable: str, key: str, problem: str) -> CorruptChunkEr
 
 
 class RequiredChunks:
-    """Which chunks of a track variable must exist: those of a present track that overlap a contig.
+    """Which chunks of a track variable must exist: those of a written contig of a present track.
 
-    Values inside contigs are finite (:meth:`epitensor.store.TrackWriter.write`), so such a chunk
-    is never all fill value and never deleted; only chunks wholly in the padding between contigs,
-    or of absent tracks, are legitimately missing. A ``signal`` track is present when it is
-    observed (``observed`` is re-read when its chunk file changes); a ``held_out`` track when any
-    of its chunk files exists (deleting all of them is not detected).
+    Values inside contigs are finite (:meth:`epitensor.store.TrackWriter.write`) and a contig is
+    written whole, so a chunk overlapping a contig is never all fill value: once any chunk of a
+    contig of a track is written, all of them are (and an ingested contig has a completion record).
+    Chunks wholly in the padding between contigs, of contigs never written (``write_track`` one
+    contig at a time) and of absent tracks are legitimately missing. A ``signal`` track is present
+    when it is observed (``observed`` is re-read when its chunk file changes). Not detected: every
+    chunk of a contig deleted in a track written without ingestion records.
     """
 
     def __init__(self, root: Path, variable: str):
         from .genome import Genome
 
         self.root, self.variable = root, variable
-        group = zarr.open_group(str(root), mode="r")
+        group = zarr.open_group(CheckedStore(root, read_only=True), mode="r")  # a damaged observed raises
         genome = Genome.from_attrs(group.attrs)
         self.observed = group["observed"] if variable == "signal" else None
         self.keys = group[variable].metadata
         self._blocks: dict = {}
         chunk, n = genome.chunk_bins, genome.n_positions
-        inside = np.zeros(-(-n // chunk), dtype=bool)
-        for contig in genome.contigs:
+        self.contig_of = np.full(-(-n // chunk), -1, dtype=np.int64)  # chunk -> contig (-1: padding only)
+        self.contig_chunks = []
+        for i, contig in enumerate(genome.contigs):
             lo, hi = genome.contig_bins(contig)
-            if lo < hi:
-                inside[lo // chunk : (hi - 1) // chunk + 1] = True
-        self.inside = inside
+            ks = (lo // chunk, (hi - 1) // chunk + 1) if lo < hi else (0, 0)
+            self.contig_of[ks[0] : ks[1]] = i
+            self.contig_chunks.append(ks)
+        self.contigs = list(genome.contigs)
+        self.inside = self.contig_of >= 0
 
     def required(self, b: int, a: int, k: int) -> bool:
         """True when chunk ``k`` of track ``(b, a)`` must have a file."""
         if k >= self.inside.shape[0] or not self.inside[k]:
             return False
-        return self._observed(b, a) if self.observed is not None else self._has_chunks(b, a)
+        if self.observed is not None and not self._observed(b, a):
+            return False
+        contig = int(self.contig_of[k])
+        if self.observed is not None and (self.root / "ingest_progress" / f"{b}.{a}.{self.contigs[contig]}.json").is_file():
+            return True  # ingested (the record is written after the contig's chunks)
+        return self._contig_written(b, a, k, contig)
 
-    def _has_chunks(self, b: int, a: int) -> bool:
-        folder = self.root / self.variable / self.keys.encode_chunk_key((b, a, 0))
+    def _contig_written(self, b: int, a: int, k: int, contig: int) -> bool:
+        """True when another chunk of ``contig`` of track ``(b, a)`` has a file."""
+        first, end = self.contig_chunks[contig]
+        folder = (self.root / self.variable / self.keys.encode_chunk_key((b, a, k))).parent
         try:
-            return any(e.is_file() for e in os.scandir(folder.parent))
+            names = [e.name for e in os.scandir(folder) if e.is_file()]
         except OSError:
             return False
+        return any(n.isdigit() and first <= int(n) < end and int(n) != k for n in names)
 
     def _observed(self, b: int, a: int) -> bool:
         cb, ca = self.observed.chunks
