@@ -119,11 +119,23 @@ class ChunkLayout:
             raise ChunkDamage("its Blosc header is not valid")
 
 
+_LABELS: dict[tuple[str, str], tuple] = {}
+
+
 def _labels(root: Path, dim: str) -> list[str] | None:
+    """Labels along ``dim`` for error messages (cached until the label array's files change)."""
     try:
-        return [str(v) for v in zarr.open_array(str(root), path=dim, mode="r")[:]]
-    except Exception:  # damaged or missing labels: the message falls back to row numbers
+        stamp = tuple(os.stat(root / dim / name).st_mtime_ns for name in ("zarr.json", "c"))
+    except OSError:
         return None
+    hit = _LABELS.get((str(root), dim))
+    if hit is None or hit[0] != stamp:
+        try:
+            labels = [str(v) for v in zarr.open_array(str(root), path=dim, mode="r")[:]]
+        except Exception:  # damaged or missing labels: the message falls back to row numbers
+            labels = None
+        hit = _LABELS[(str(root), dim)] = (stamp, labels)
+    return hit[1]
 
 
 def corrupt_chunk(root, variable: str, key: str, problem: str) -> CorruptChunkError:

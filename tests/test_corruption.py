@@ -19,7 +19,8 @@ from epitensor.model.storage import write_genome_factors
 
 GENOME = et.Genome("t", ["c1", "c2"], [350 * 25, 250 * 25], chunk_bins=100)  # padding after c1, several chunks per contig
 KINDS = ("truncate", "flip", "empty", "delete")
-READS = 200
+READS = 200  # per damaged store and read path that reads chunk files in this process
+SLOW_READS = 20  # dask computations and store opens (~50 ms each on 2 shared cores)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,11 @@ def damage(file: Path, kind: str) -> None:
 
 
 def damaged_stores(clean, tmp_path):
-    """One copy of the store per (chunk file, kind of damage): (name, path, key, track)."""
+    """One copy of the store per (chunk file, kind of damage): (name, path, key, track).
+
+    Not deleted: a genome-factor chunk (NaN factors mean "not fitted", which the model's readers
+    check against the stage-2 markers; a plain read cannot tell).
+    """
     path, (sb, sa), (hb, ha) = clean
     targets = {"signal": (f"signal/c/{sb}/{sa}/1", (sb, sa)), "held_out": (f"held_out/c/{hb}/{ha}/1", (hb, ha)),
                "observed": ("observed/c/0/0", (sb, sa)), "biosample": ("biosample/c/0", (sb, sa)),
@@ -59,7 +64,7 @@ def damaged_stores(clean, tmp_path):
     out = []
     for variable, (key, track) in targets.items():
         assert (path / key).is_file(), key
-        for kind in KINDS:
+        for kind in KINDS if variable != "genome_factors_25bp" else KINDS[:3]:
             copy = tmp_path / f"{variable}-{kind}.zarr"
             shutil.copytree(path, copy)
             damage(copy / key, kind)
@@ -88,12 +93,12 @@ def outcome_of(fn, n):
     return outcome
 
 results = []
-n = int(sys.argv[2])
+n, slow = int(sys.argv[2]), int(sys.argv[3])
 for store, variable, track in json.loads(sys.argv[1]):
     try:
         ds = et.open_dataset(store)
     except et.EpitensorError:  # damaged labels or observed: every open must fail
-        results.append([store, "open_dataset", outcome_of(lambda: et.open_dataset(store), n)])
+        results.append([store, "open_dataset", outcome_of(lambda: et.open_dataset(store), slow)])
         continue
     b, a = str(ds.biosample.values[track[0]]), str(ds.assay.values[track[1]])
     var = variable if variable in ("signal", "held_out") else "signal"
@@ -102,17 +107,17 @@ for store, variable, track in json.loads(sys.argv[1]):
         reads = {"values": lambda: ds.genome_factors_25bp.values}
     else:
         reads = {"epi.read": lambda: ds[var].sel(biosample=b, assay=a).epi.read("c1:0-8,750"),
-                 "values": lambda: ds[var].values,
+                 "values": lambda: ds[var].isel(biosample=track[0], assay=track[1]).values,
                  "read_tracks": lambda: model.read_tracks([(b, a)], np.arange(350), variable=var)}
     for how, fn in reads.items():
-        results.append([store, how, outcome_of(fn, n)])
+        results.append([store, how, outcome_of(fn, n if how != "values" else slow)])
 print(json.dumps(results))
 """
 
 
-def run_reads(cases, reads=READS):
+def run_reads(cases):
     arg = json.dumps([[store, variable, list(track)] for variable, kind, store, key, track in cases])
-    proc = subprocess.run([sys.executable, "-c", READER, arg, str(reads)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", READER, arg, str(READS), str(SLOW_READS)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"reader crashed (rc {proc.returncode}): {proc.stderr[-2000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -124,7 +129,8 @@ def test_every_read_of_a_damaged_chunk_raises_a_project_error(clean, tmp_path):
         variable = Path(store).name.split("-")[0]
         # a deleted biosample chunk leaves empty labels, which the schema check refuses
         allowed = {"CorruptChunkError"} | ({"SchemaError"} if store.endswith("biosample-delete.zarr") else set())
-        assert set(outcome) <= allowed and sum(outcome.values()) == READS, (variable, store, how, outcome)
+        n = SLOW_READS if how in ("values", "open_dataset") else READS
+        assert set(outcome) <= allowed and sum(outcome.values()) == n, (variable, store, how, outcome)
 
 
 def test_the_clean_store_reads_values(clean):
