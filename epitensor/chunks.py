@@ -59,7 +59,6 @@ _SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 _BLOSC_HEADER = 16
 MISSING = ("the file is missing although the track holds data (every chunk of an observed or written track "
            "that overlaps a contig is written)")
-MISSING_OBSERVED = "the file is missing although tracks it covers hold signal chunks (their observed flags are lost)"
 
 
 def compressors() -> tuple:
@@ -244,27 +243,6 @@ def required_chunks(root: Path, variable: str) -> RequiredChunks | None:
         return None
 
 
-def observed_block_has_signal(root: Path, key: str) -> bool:
-    """True when the missing chunk ``key`` of ``observed`` covers tracks that have ``signal``
-    chunks: an all-False block (legitimately absent) never does, as unobserved tracks hold no data."""
-    try:
-        observed = zarr.open_array(str(root), path="observed", mode="r")
-        cb, ca = observed.chunks
-        i, j = (int(c) for c in key.rpartition("/c/")[2].split("/"))
-        signal = zarr.open_array(str(root), path="signal", mode="r").metadata
-    except Exception:
-        return False
-    for b in range(i * cb, min((i + 1) * cb, observed.shape[0])):
-        for a in range(j * ca, min((j + 1) * ca, observed.shape[1])):
-            folder = (root / "signal" / signal.encode_chunk_key((b, a, 0))).parent
-            try:
-                if any(e.is_file() for e in os.scandir(folder)):
-                    return True
-            except OSError:
-                continue
-    return False
-
-
 class ChunkFiles:
     """Direct chunk I/O for one ``(biosample, assay, position)`` variable of a local store.
 
@@ -430,8 +408,6 @@ class CheckedStore(LocalStore):
 
     def _missing(self, array: str, coords: list[str]) -> bool:
         """True when the absent chunk ``coords`` of ``array`` must exist (read-only stores)."""
-        if array == "observed" and self.read_only:
-            return observed_block_has_signal(self.root, f"{array}/c/{'/'.join(coords)}")
         if not self.read_only or array not in WHOLE_TRACKS or len(coords) != 3:
             return False
         if array not in self._required:
@@ -442,10 +418,7 @@ class CheckedStore(LocalStore):
     def _checked(self, key: str, buf, byte_range):
         chunk = self._chunk(key, byte_range)
         if chunk is not None:
-            if buf is None and self._missing(*chunk):
-                problem = MISSING if chunk[0] != "observed" else MISSING_OBSERVED
-            else:
-                problem = self._damage(key, buf)
+            problem = MISSING if buf is None and self._missing(*chunk) else self._damage(key, buf)
             if problem:
                 raise corrupt_chunk(self.root, chunk[0], key, problem)
         return buf
@@ -453,7 +426,7 @@ class CheckedStore(LocalStore):
     async def get(self, key, prototype=None, byte_range=None):
         buf = await super().get(key, prototype, byte_range)
         chunk = self._chunk(key, byte_range)
-        if chunk is None or (buf is None and not (self.read_only and chunk[0] in (*WHOLE_TRACKS, "observed"))):
+        if chunk is None or (buf is None and not (self.read_only and chunk[0] in WHOLE_TRACKS)):
             return buf
         if buf is not None and self._damage(key, buf) is None:
             return buf

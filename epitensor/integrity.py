@@ -18,12 +18,10 @@ import zarr
 
 from .chunks import (
     MISSING,
-    MISSING_OBSERVED,
     WHOLE_TRACKS,
     ChunkDamage,
     ChunkFiles,
     ChunkLayout,
-    observed_block_has_signal,
     required_chunks,
 )
 from .exceptions import CorruptChunkError
@@ -40,7 +38,8 @@ def check_store(path, progress: bool = True) -> pd.DataFrame:
     Each chunk file must pass its checksum (or, in stores written before checksums, its Blosc
     header check), decode, and hold a whole chunk. Chunks that must exist must be there: every
     chunk that overlaps a contig of an observed ``signal`` track or a written ``held_out`` track,
-    every chunk of the label arrays, and the ``observed`` chunks of tracks that hold signal.
+    and every chunk of the label arrays. A deleted ``observed`` chunk cannot be told from an
+    all-False one (zarr writes none), nor a deleted genome-factor chunk from unfitted positions.
 
     Parameters
     ----------
@@ -168,7 +167,7 @@ def _missing_track_chunks(root: Path, name: str, rule):
 
 
 def _missing_label_chunks(root: Path, arrays: dict[str, dict]):
-    for name in LABEL_ARRAYS + ("observed",):
+    for name in LABEL_ARRAYS:
         if name not in arrays:
             continue
         array = zarr.open_array(str(root), path=name, mode="r")
@@ -176,10 +175,7 @@ def _missing_label_chunks(root: Path, arrays: dict[str, dict]):
             key = f"{name}/{array.metadata.encode_chunk_key(coords)}"
             if (root / key).is_file():
                 continue
-            if name != "observed":
-                yield name, key, "the file is missing (labels are never empty)"
-            elif observed_block_has_signal(root, key):
-                yield name, key, MISSING_OBSERVED
+            yield name, key, "the file is missing (labels are never empty)"
 
 
 def _row(labels: dict, name: str, key: str, problem: str) -> dict:

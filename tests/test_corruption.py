@@ -55,7 +55,8 @@ def damaged_stores(clean, tmp_path):
     """One copy of the store per (chunk file, kind of damage): (name, path, key, track).
 
     Not deleted: a genome-factor chunk (NaN factors mean "not fitted", which the model's readers
-    check against the stage-2 markers; a plain read cannot tell).
+    check against the stage-2 markers; a plain read cannot tell) and the observed chunk (zarr
+    stores an all-False chunk as no file).
     """
     path, (sb, sa), (hb, ha) = clean
     targets = {"signal": (f"signal/c/{sb}/{sa}/1", (sb, sa)), "held_out": (f"held_out/c/{hb}/{ha}/1", (hb, ha)),
@@ -64,7 +65,7 @@ def damaged_stores(clean, tmp_path):
     out = []
     for variable, (key, track) in targets.items():
         assert (path / key).is_file(), key
-        for kind in KINDS if variable != "genome_factors_25bp" else KINDS[:3]:
+        for kind in KINDS if variable not in ("genome_factors_25bp", "observed") else KINDS[:3]:
             copy = tmp_path / f"{variable}-{kind}.zarr"
             shutil.copytree(path, copy)
             damage(copy / key, kind)
