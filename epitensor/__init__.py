@@ -17,6 +17,7 @@ from .evaluation import Annotations, baselines, cross_validate, cv_folds, evalua
 from .exceptions import (
     ArgumentError,
     BlockError,
+    CorruptChunkError,
     DataError,
     DownloadError,
     EpitensorError,
@@ -30,6 +31,7 @@ from .exceptions import (
     WriteError,
 )
 from .genome import Genome
+from .integrity import check_store
 from .io import ingest, read_manifest, to_bigwig
 from .regions import Region, parse_region
 from .store import TrackWriter, add_labels, create_store, open_dataset, validate, write_track
@@ -59,6 +61,7 @@ __all__ = [
     "ArgumentError",
     "Avocado",
     "BlockError",
+    "CorruptChunkError",
     "DataError",
     "DownloadError",
     "EpitensorError",
@@ -74,6 +77,7 @@ __all__ = [
     "TrackWriter",
     "add_labels",
     "baselines",
+    "check_store",
     "create_store",
     "cross_validate",
     "cv_folds",

@@ -33,7 +33,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from .chunks import ChunkFiles
+from .chunks import CheckedStore, ChunkFiles
 from .exceptions import LabelError, RegionError
 from .genome_index import from_store, genome_index
 from .store import label_index
@@ -75,7 +75,7 @@ def _open(store: Path, variable: str) -> tuple[zarr.Array, ChunkFiles | None, pd
     stamp = os.stat(store / variable / "zarr.json").st_mtime_ns  # add_labels rewrites it
     hit = _cache.get(key)
     if hit is None or hit[0] != stamp:
-        root = zarr.open_group(key[0], mode="r")
+        root = zarr.open_group(CheckedStore(key[0], read_only=True), mode="r", use_consolidated=False)
         labels = [pd.Index(np.asarray(root[dim][:], dtype=object)) for dim in TRACK_DIMS[:2]]
         n = root[variable].shape[2]
         positions = pd.Index(np.asarray(root["position"][:], dtype=np.int64)) if "position" in root else pd.RangeIndex(n)

@@ -71,3 +71,17 @@ class WriteError(EpitensorError, OSError):
 
 class ArgumentError(EpitensorError, ValueError):
     """An argument of an epitensor function outside its valid choices (the message lists them)."""
+
+
+class CorruptChunkError(DataError):
+    """A chunk file of a store that is damaged: truncated, altered, not decodable, or missing from
+    an observed track.
+
+    Attributes ``store``, ``variable``, ``key`` (the chunk file, relative to the store), ``track``
+    (``(biosample, assay)`` labels for a track variable, else None) and ``problem`` say which chunk
+    and what is wrong with it.
+    """
+
+    def __init__(self, message: str, *, store=None, variable=None, key=None, track=None, problem=None):
+        super().__init__(message)
+        self.store, self.variable, self.key, self.track, self.problem = store, variable, key, track, problem

@@ -51,6 +51,7 @@ import xarray as xr
 import zarr
 
 from .allocator import keep_freed_memory
+from .chunks import CheckedStore, compressors
 from .exceptions import DataError, LabelError, SchemaError, StoreNotFoundError
 from .genome import Genome
 from .genome_index import genome_index, mark_store_labels, with_genome_index
@@ -201,7 +202,8 @@ def _write_new_store(path: Path, b_names, b_meta, a_names, a_meta, genome: Genom
         },
         attrs={**genome.to_attrs(), "transform": transform, "epitensor_schema": SCHEMA_VERSION},
     )
-    meta.to_zarr(path, mode="w", consolidated=False, zarr_format=3)
+    meta.to_zarr(path, mode="w", consolidated=False, zarr_format=3,
+                 encoding={name: {"compressors": compressors()} for name in meta.variables})
     add_track_variable(path, "signal", long_name="observed signal")
     sync_metadata(path)
 
@@ -330,7 +332,7 @@ def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = Fa
 
     Used for ``imputed`` and ``held_out``; every chunk starts as fill value (NaN, no bytes).
     """
-    root = zarr.open_group(str(path), mode="r+")
+    root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     if name in root:
         if exist_ok:
             return root[name]
@@ -344,7 +346,7 @@ def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = Fa
         dtype="float32",
         fill_value=np.nan,
         dimension_names=("biosample", "assay", "position"),
-        compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
+        compressors=compressors(),  # Blosc, then a CRC-32C checked by every read (epitensor.chunks)
         # the genome on the array too: xr.open_zarr(store).signal then carries it (see genome_index)
         attributes={"long_name": long_name or name, **_genome_attrs(attrs)},
     )
@@ -356,7 +358,8 @@ def _open_group(path, mode="r") -> zarr.Group:
     if not path.exists():
         raise StoreNotFoundError(f"no epitensor store at {path}; create one with epitensor.create_store or epitensor.ingest")
     try:  # never through consolidated metadata: another tool may have left it stale
-        root = zarr.open_group(str(path), mode=mode, use_consolidated=False)
+        store = CheckedStore(path, read_only=True) if mode == "r" else str(path)
+        root = zarr.open_group(store, mode=mode, use_consolidated=False)
     except Exception as err:  # zarr raises several types for "not a group"
         raise StoreNotFoundError(f"{path} is not a zarr store ({err}); pass the directory made by epitensor") from None
     if "epitensor_schema" not in root.attrs:
@@ -584,7 +587,8 @@ def as_unicode_labels(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _open_zarr(path, **kwargs) -> xr.Dataset:
-    return xr.open_dataset(str(path), engine="zarr", consolidated=False, zarr_format=3, **kwargs)
+    # CheckedStore: a damaged chunk raises CorruptChunkError, in dask computations too
+    return xr.open_dataset(CheckedStore(path, read_only=True), engine="zarr", consolidated=False, zarr_format=3, **kwargs)
 
 
 def _along_genome(v) -> bool:

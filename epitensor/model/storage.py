@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import zarr
 
+from ..chunks import compressors
 from ..genome import Genome
 from ..store import _open_group, label_index, sync_metadata
 from .positions import RESOLUTIONS, GenomeRows
@@ -28,7 +29,7 @@ def _array(path, root: zarr.Group, name: str, shape, chunks, dims) -> zarr.Array
         del root[name]
     arr = root.create_array(name, shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan,
                             dimension_names=dims,
-                            compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"))
+                            compressors=compressors())
     sync_metadata(path)
     return arr
 

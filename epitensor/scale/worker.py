@@ -168,7 +168,7 @@ def fit_block(frozen: FrozenModel, path, block: Block, settings: dict) -> dict:
     config = frozen.avocado_config
     device = _worker_device(settings.get("device"))
     seed = block.seed(settings["seed"])
-    root = zarr.open_group(str(path), mode="r+")
+    root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     raw = _read(root, path, "signal", frozen.training_store, block)
     track_b, track_a = frozen.training_model[:, 0], frozen.training_model[:, 1]
     values = raw - leave_one_out_mean(raw, track_a, frozen.n_assays) if config.residual and np.isfinite(raw).all() else raw
@@ -204,7 +204,7 @@ def impute_block(frozen: FrozenModel, path, block: Block, settings: dict, *, mod
     start = time.perf_counter()
     config = frozen.avocado_config
     device = _worker_device(settings.get("device"))
-    root = root if root is not None else zarr.open_group(str(path), mode="r+")
+    root = root if root is not None else zarr.open_group(str(path), mode="r+", use_consolidated=False)
     positions = block.positions()
     if module is None:
         in_store = np.ones(len(positions), dtype=bool) if shipped is None else ~np.isin(positions, shipped[0].positions)
