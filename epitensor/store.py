@@ -353,6 +353,27 @@ def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = Fa
     return arr
 
 
+def check_track_chunks(root: zarr.Group, path, variables=TRACK_VARIABLES) -> None:
+    """Refuse to write into track variables not stored in ``(1, 1, L)`` chunks.
+
+    Parallel writers (ingestion, stage-2 blocks) own whole chunks of one track each; a store that
+    xarray wrote with other chunks can be read, trained on and scored, but writing into it from
+    several workers would rewrite one chunk from two places.
+
+    Raises
+    ------
+    SchemaError
+        Naming the variable, its chunks and how to rewrite the store.
+    """
+    for name in variables:
+        if name in root and tuple(root[name].chunks[:2]) != (1, 1):
+            raise SchemaError(
+                f"{name} in store {path} is stored in {tuple(root[name].chunks)} chunks; epitensor writes tracks "
+                "into (1, 1, L) chunks so that each writer owns its chunks. Rewrite the store with "
+                f"ds.chunk({{'biosample': 1, 'assay': 1}}).to_zarr(new_path, encoding={{'{name}': "
+                "{'chunks': (1, 1, 40000)}}) or ingest into a store made by epitensor.create_store")
+
+
 def _open_group(path, mode="r") -> zarr.Group:
     path = Path(path)
     if not path.exists():

@@ -117,3 +117,17 @@ def test_fit_impute_to_store_and_fit_genome_on_a_local_cluster(store):
     factors = xr_view(store).genome_factors_25bp.values
     assert np.isfinite(factors[1_000:2_000]).all()
     np.testing.assert_array_equal(factors, et.open_dataset(store).genome_factors_25bp.values)
+
+
+def test_a_store_rechunked_by_xarray_is_read_but_not_written_in_parallel(tmp_path):
+    ds = et.datasets.synthetic(tmp_path / "s.zarr", n_biosamples=2, n_assays=2, n_positions=2_000, seed=0,
+                               genome=GENOME)
+    copy = ds.load()
+    for variable in copy.variables.values():
+        variable.encoding = {}
+    xarray_copy(copy.chunk({"biosample": 2, "assay": 2, "position": 500}), tmp_path / "big-chunks.zarr")
+    again = et.open_dataset(tmp_path / "big-chunks.zarr")
+    np.testing.assert_array_equal(again.signal.epi.read("c1:0-1000").values, ds.signal.epi.read("c1:0-1000").values)
+    manifest = synthetic_bigwigs(tmp_path / "bw", {"c1": 2_000 * 25}, ["B00"], ["H3K4me3"], seed=0)
+    with pytest.raises(et.SchemaError, match=r"\(1, 1, L\) chunks"):
+        et.ingest(manifest, tmp_path / "big-chunks.zarr", progress=False)

@@ -41,6 +41,7 @@ from ..genome import Genome
 from ..store import (
     TRANSFORMS,
     _open_group,
+    check_track_chunks,
     create_store,
     label_index,
     remove_interrupted_writes,
@@ -279,6 +280,7 @@ def _split_chroms(chroms):
 
 def _existing_store(store, assembly, chroms, transform):
     root = _open_group(store)
+    check_track_chunks(root, store, ("signal",))
     genome = Genome.from_attrs(root.attrs)
     have = root.attrs.get("transform")
     if transform is not None and transform != have:

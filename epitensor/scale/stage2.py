@@ -26,6 +26,7 @@ from ..model.storage import write_genome_factors
 from ..store import (
     _open_group,
     add_track_variable,
+    check_track_chunks,
     label_index,
     open_dataset,
     store_path,
@@ -64,6 +65,7 @@ def _open_store(model, store):
             "unmodified selection of one (arithmetic, new labels or in-memory values); write it to a store "
             "(ds.to_zarr(path), then epitensor.open_dataset(path)) or pass store=path to use that store's tracks")
     path = store_path(model._ds) if store is None else store_path(store)
+    check_track_chunks(_open_group(path), path)
     ds = open_dataset(path)
     check_compatible({"biosample": model.biosamples, "assay": model.assays}, model.genome.to_attrs(), ds)
     return path, ds
