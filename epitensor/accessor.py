@@ -14,7 +14,6 @@ import xarray as xr
 from .exceptions import RegionError, SchemaError
 from .genome import Genome
 from .genome_index import attach, genome_index, held_contigs
-from .regions import as_regions
 
 
 class _EpiBase:
@@ -117,11 +116,7 @@ class _EpiBase:
 
     @staticmethod
     def _indexer(obj, region):
-        index = genome_index(obj)
-        parts = [index.region_bins(r) for r in as_regions(region, index.genome)]
-        if len(parts) == 1:
-            return parts[0]
-        return np.concatenate([np.arange(p.start, p.stop) if isinstance(p, slice) else p for p in parts])
+        return genome_index(obj).regions_indexer(region)
 
     def plot(self, **kwargs):
         """Plot tracks of one contig's region with base pairs on x (``start``), one line per track.

@@ -221,15 +221,31 @@ class Genome:
 
         Positions in the padding between contigs get contig ``""`` and start ``-1``.
         """
+        names, starts, _ = self.locate_bins(positions)
+        return names, starts
+
+    def locate_bins(self, positions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Contig names, start and end coordinates (bp, half-open) of genome-wide ``positions``.
+
+        The last bin of a contig ends at the contig's end; padding bins get ``""``, -1 and -1.
+
+        Examples
+        --------
+        >>> g = Genome("g", ["a", "b"], [60, 25], chunk_bins=4)
+        >>> names, starts, ends = g.locate_bins([2, 3, 4])
+        >>> names.tolist(), starts.tolist(), ends.tolist()
+        (['a', '', 'b'], [50, -1, 0], [60, -1, 25])
+        """
         positions = np.asarray(positions, dtype=np.int64)
         idx = np.searchsorted(self.first_bins, positions, side="right") - 1
+        contig = np.clip(idx, 0, None)
         sizes = np.array([n_bins(n, self.bin_size) for n in self.lengths])
-        offset = positions - self.first_bins[idx]
-        inside = (idx >= 0) & (offset < sizes[np.clip(idx, 0, None)])
-        names = np.array(self.contigs, dtype=object)[np.clip(idx, 0, None)]
-        names = np.where(inside, names, "")
+        offset = positions - self.first_bins[contig]
+        inside = (idx >= 0) & (offset < sizes[contig])
+        names = np.where(inside, np.array(self.contigs, dtype=object)[contig], "")
         starts = np.where(inside, offset * self.bin_size, -1)
-        return names, starts
+        ends = np.where(inside, np.minimum(starts + self.bin_size, np.array(self.lengths, dtype=np.int64)[contig]), -1)
+        return names, starts, ends
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_attrs(self) -> dict:

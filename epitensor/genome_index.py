@@ -140,14 +140,22 @@ class GenomeIndex(PandasIndex):
 
     # ------------------------------------------------------------------ selection
     def sel(self, labels, method=None, tolerance=None):
-        from .regions import Region, as_regions
+        from .regions import Region
 
         (name, label), = labels.items()
         if isinstance(label, str | Region):
-            bins = [self.region_bins(r) for r in as_regions(label, self.genome)]
-            indexer = np.concatenate(bins) if len(bins) > 1 else bins[0]
-            return indexing.IndexSelResult({self.dim: indexer})
+            return indexing.IndexSelResult({self.dim: self.regions_indexer(label)})
         return super().sel(labels, method=method, tolerance=tolerance)
+
+    def regions_indexer(self, regions) -> slice | np.ndarray:
+        """Indexer of the bins of ``regions`` (one region, or a list of them concatenated in order):
+        a slice for one region wherever it can be; see :meth:`region_bins`."""
+        from .regions import as_regions
+
+        parts = [self.region_bins(r) for r in as_regions(regions, self.genome)]
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate([np.arange(p.start, p.stop) if isinstance(p, slice) else p for p in parts])
 
     def region_bins(self, region) -> slice | np.ndarray:
         """Indexer (a slice when it can be) of the bins of ``region`` in this index.
@@ -233,16 +241,9 @@ class _LocationArray(BackendArray):
 
 
 def locations(genome: Genome, positions) -> dict[str, np.ndarray]:
-    """``chrom`` (str), ``start`` and ``end`` (bp) of genome-wide bins; padding bins get ``""``/-1."""
-    positions = np.asarray(positions, dtype=np.int64)
-    idx = np.clip(np.searchsorted(genome.first_bins, positions, side="right") - 1, 0, None)
-    sizes = np.array([genome.n_bins(c) for c in genome.contigs], dtype=np.int64)
-    offset = positions - genome.first_bins[idx]
-    inside = (offset >= 0) & (offset < sizes[idx])
-    start = np.where(inside, offset * genome.bin_size, -1)
-    end = np.where(inside, np.minimum(start + genome.bin_size, np.array(genome.lengths, dtype=np.int64)[idx]), -1)
-    chrom = np.where(inside, np.array(genome.contigs, dtype=object)[idx], "").astype(object)
-    return {"chrom": chrom, "start": start.astype(np.int64), "end": end.astype(np.int64)}
+    """``chrom`` (str), ``start`` and ``end`` (bp) of genome-wide bins (:meth:`Genome.locate_bins`)."""
+    chrom, start, end = genome.locate_bins(positions)
+    return {"chrom": chrom.astype(object), "start": start.astype(np.int64), "end": end.astype(np.int64)}
 
 
 def _location_coords(index: GenomeIndex) -> dict[str, xr.Variable]:
@@ -333,56 +334,54 @@ def attach(obj):
     return with_genome_index(obj, index.genome, index.index)
 
 
-def positions_of(obj) -> pd.Index:
-    """Genome-wide bin numbers along ``obj``'s ``position`` axis (a RangeIndex when contiguous)."""
-    return genome_index(obj).index
-
-
-def held_ranges(index: GenomeIndex, limit: int = 4) -> str:
-    """Human-readable contig ranges an index holds, e.g. ``chr21:0-46,709,983``."""
+def _held_pieces(index: GenomeIndex):
+    """``(contig, first bin of the contig, lo, hi)`` for each run of consecutive bins that ``index``
+    holds, cut at contig boundaries (padding dropped), in genome order."""
     pd_index = index.index
-    if not len(pd_index):
-        return "no bins"
     if isinstance(pd_index, pd.RangeIndex) and pd_index.step == 1:
-        runs = [(pd_index.start, pd_index.stop)]
+        runs = [(pd_index.start, pd_index.stop)] if len(pd_index) else []
     else:
         values = np.sort(pd_index.to_numpy())
         breaks = np.flatnonzero(np.diff(values) != 1)
         starts = np.concatenate([[0], breaks + 1])
         ends = np.concatenate([breaks, [values.size - 1]])
-        runs = [(int(values[s]), int(values[e]) + 1) for s, e in zip(starts, ends)]
-    parts = []
+        runs = [(int(values[s]), int(values[e]) + 1) for s, e in zip(starts, ends)] if values.size else []
     for lo, hi in runs:
-        for contig, (first, end) in ((c, index.genome.contig_bins(c)) for c in index.genome.contigs):
+        for contig in index.genome.contigs:
+            first, end = index.genome.contig_bins(contig)
             s, e = max(lo, first), min(hi, end)
             if s < e:
-                bp_end = min((e - first) * index.genome.bin_size, index.genome.length(contig))
-                parts.append(f"{contig}:{(s - first) * index.genome.bin_size:,}-{bp_end:,}")
+                yield contig, first, s, e
+
+
+def _bp(index: GenomeIndex, contig: str, first: int, lo: int, hi: int) -> tuple[int, int]:
+    """The bp interval of bins ``[lo, hi)`` of ``contig`` (whose first bin is ``first``)."""
+    bin_size = index.genome.bin_size
+    return (lo - first) * bin_size, min((hi - first) * bin_size, index.genome.length(contig))
+
+
+def held_ranges(index: GenomeIndex, limit: int = 4) -> str:
+    """Human-readable contig ranges an index holds, e.g. ``chr21:0-46,709,983``."""
+    if not len(index.index):
+        return "no bins"
+    parts = []
+    for contig, first, lo, hi in _held_pieces(index):
+        start, end = _bp(index, contig, first, lo, hi)
+        parts.append(f"{contig}:{start:,}-{end:,}")
     shown = ", ".join(parts[:limit]) + (f" and {len(parts) - limit} more ranges" if len(parts) > limit else "")
     return shown or "only padding bins"
 
 
 def held_contigs(index: GenomeIndex) -> pd.DataFrame:
     """Contigs that ``index`` holds bins of, with the bp range held (``start``, ``end``)."""
-    table = index.genome.contig_table()
-    pd_index = index.index
-    rows = []
-    for contig, (first, end) in ((c, index.genome.contig_bins(c)) for c in index.genome.contigs):
-        if isinstance(pd_index, pd.RangeIndex) and pd_index.step == 1:
-            s, e = max(first, pd_index.start), min(end, pd_index.stop)
-            inside = max(0, e - s)
-            lo, hi = s, e - 1
-        else:
-            values = pd_index.to_numpy()
-            mask = (values >= first) & (values < end)
-            inside = int(mask.sum())
-            lo, hi = (int(values[mask].min()), int(values[mask].max())) if inside else (0, -1)
-        if inside:
-            rows.append({"contig": contig, "start": (lo - first) * index.genome.bin_size,
-                         "end": min((hi + 1 - first) * index.genome.bin_size, index.genome.length(contig)),
-                         "n_bins": inside})
-    held = pd.DataFrame(rows, columns=["contig", "start", "end", "n_bins"]).set_index("contig")
-    return table[["length", "first_bin"]].join(held, how="inner")
+    held: dict[str, dict] = {}
+    for contig, first, lo, hi in _held_pieces(index):
+        start, end = _bp(index, contig, first, lo, hi)
+        row = held.setdefault(contig, {"contig": contig, "start": start, "end": end, "n_bins": 0})
+        row["start"], row["end"] = min(row["start"], start), max(row["end"], end)
+        row["n_bins"] += hi - lo
+    table = pd.DataFrame(list(held.values()), columns=["contig", "start", "end", "n_bins"]).set_index("contig")
+    return index.genome.contig_table()[["length", "first_bin"]].join(table, how="inner")
 
 
 def _as_range_if_possible(index: pd.Index) -> pd.Index:
