@@ -174,15 +174,12 @@ def read_tracks(da: xr.DataArray, pairs, positions) -> np.ndarray:
         label_index(have, sorted(wanted), dim)
     source = store_source(da)
     if source is not None:
-        _, _, biosamples, assays, store_positions = _open(*source)
+        array, _, biosamples, assays, store_positions = _open(*source)
         span = _store_window(store_positions, positions)
+        rows = store_positions.get_indexer(positions) if span is None else None
         for i, (b, a) in enumerate(pairs):
             bi, ai = _rows(biosamples, b, "biosample"), _rows(assays, a, "assay")
-            if span is not None:
-                out[i] = _read_rows(source, [bi], [ai], *span)[0, 0]
-            else:
-                array = _open(*source)[0]
-                out[i] = array.oindex[bi, ai, store_positions.get_indexer(positions)]
+            out[i] = _read_rows(source, [bi], [ai], *span)[0, 0] if span is not None else array.oindex[bi, ai, rows]
         return out
     b_sel = xr.DataArray([b for b, _ in pairs], dims="track")
     a_sel = xr.DataArray([a for _, a in pairs], dims="track")
