@@ -137,16 +137,25 @@ def _labels(root: Path, dim: str) -> list[str] | None:
     return hit[1]
 
 
+def track_of(root, key: str) -> tuple[str, str] | None:
+    """``(biosample, assay)`` labels of the track whose chunk file is ``key`` (relative to the store;
+    ``row i`` where a label cannot be read), or None for a key that is not a track chunk."""
+    root = Path(os.fspath(root))
+    coords = key.rpartition("/c/")[2].split("/") if "/c/" in key else []
+    if len(coords) != 3 or not all(c.isdigit() for c in coords):
+        return None
+    b, a, _ = map(int, coords)
+    return tuple(labels[i] if labels is not None and i < len(labels) else f"row {i}"
+                 for labels, i in ((_labels(root, "biosample"), b), (_labels(root, "assay"), a)))
+
+
 def corrupt_chunk(root, variable: str, key: str, problem: str) -> CorruptChunkError:
     """The error for a damaged chunk ``key`` (relative to the store) of ``variable``."""
     root = Path(os.fspath(root))
-    coords = key.rpartition("/c/")[2].split("/") if "/c/" in key else []
-    track, what = None, f"the {variable!r} array"
-    if len(coords) == 3 and all(c.isdigit() for c in coords):
-        b, a, k = map(int, coords)
-        names = [(labels[i] if labels is not None and i < len(labels) else f"row {i}")
-                 for labels, i in ((_labels(root, "biosample"), b), (_labels(root, "assay"), a))]
-        track, what = tuple(names), f"track {names[0]}/{names[1]} of {variable!r} (chunk {k})"
+    track, what = track_of(root, key), f"the {variable!r} array"
+    if track is not None:
+        k = key.rpartition("/")[2]
+        what = f"track {track[0]}/{track[1]} of {variable!r} (chunk {k})"
         fix = (f"run `epitensor check {root}` to list every damaged track, delete the damaged chunk files and "
                f"write each damaged track again from its source (et.write_track, or delete the track's records in "
                f"{root}/ingest_progress and rerun et.ingest)")

@@ -23,12 +23,11 @@ from .chunks import (
     ChunkFiles,
     ChunkLayout,
     required_chunks,
+    track_of,
 )
 from .exceptions import CorruptChunkError
-from .store import TRACK_VARIABLES, _open_group
+from .store import LABEL_ARRAYS, TRACK_VARIABLES, _open_group
 
-#: Label arrays: never all fill value, so every chunk must exist.
-LABEL_ARRAYS = ("biosample", "assay", "biosample_summary", "assay_category")
 COLUMNS = ["variable", "biosample", "assay", "chunk", "problem"]
 
 
@@ -70,17 +69,17 @@ def check_store(path, progress: bool = True) -> pd.DataFrame:
     root = Path(os.fspath(path))
     _open_group(root)  # clear errors for a wrong path
     arrays = _arrays(root)
-    labels = {dim: _labels(root, dim) for dim in ("biosample", "assay")}
     rows = []
     files = [(name, f) for name in arrays for f in _chunk_files(root / name)]
+    checks = {name: _ArrayCheck(root, name, meta) for name, meta in arrays.items()}
     from tqdm.auto import tqdm
 
     for name, file in tqdm(files, desc="checking chunks", unit="chunk", disable=not progress or len(files) < 2_000):
-        problem = _file_problem(root, name, arrays[name], file)
+        problem = checks[name].problem(file)
         if problem:
-            rows.append(_row(labels, name, file.relative_to(root).as_posix(), problem))
+            rows.append(_row(root, name, file.relative_to(root).as_posix(), problem))
     for name, key, problem in _missing_chunks(root, arrays):
-        rows.append(_row(labels, name, key, problem))
+        rows.append(_row(root, name, key, problem))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -97,13 +96,6 @@ def _arrays(root: Path) -> dict[str, dict]:
     return out
 
 
-def _labels(root: Path, dim: str) -> list[str] | None:
-    try:
-        return [str(v) for v in zarr.open_array(str(root), path=dim, mode="r")[:]]
-    except Exception:  # damaged labels are reported as such; tracks fall back to row numbers
-        return None
-
-
 def _chunk_files(folder: Path):
     chunks = folder / "c"
     if chunks.is_dir():
@@ -115,28 +107,38 @@ def _coords(folder: Path, file: Path) -> tuple[int, ...] | None:
     return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
 
 
-def _file_problem(root: Path, name: str, meta: dict, file: Path) -> str | None:
-    """What is wrong with one chunk file, or None."""
-    coords = _coords(root / name, file)
-    if coords is None:
-        return None  # not a chunk of the default key encoding: leave it to zarr
-    raw = file.read_bytes()
-    try:
-        ChunkLayout(meta).payload(raw)
-    except ChunkDamage as err:
-        return str(err)
-    files = ChunkFiles.open(root, name) if len(coords) == 3 else None
-    try:
-        if files is not None:
-            files.decode(*coords, raw)
-        else:
-            array = zarr.open_array(str(root), path=name, mode="r")
-            if len(coords) != array.ndim or any(c >= n for c, n in zip(coords, array.cdata_shape)):
-                return None  # outside the grid (left by a shrink): never read
-            array.blocks[coords]
-    except Exception as err:  # CorruptChunkError from ChunkFiles, codec errors from zarr
-        return getattr(err, "problem", None) or f"it does not decode ({err})"
-    return None
+class _ArrayCheck:
+    """Checks the chunk files of one array (its layout and readers opened once)."""
+
+    def __init__(self, root: Path, name: str, meta: dict):
+        self.root, self.name = root, name
+        self.layout = ChunkLayout(meta)
+        self.files = ChunkFiles.open(root, name) if len(meta.get("shape", ())) == 3 else None
+        self._array = None
+
+    def problem(self, file: Path) -> str | None:
+        """What is wrong with one chunk file, or None."""
+        coords = _coords(self.root / self.name, file)
+        if coords is None:
+            return None  # not a chunk of the default key encoding: leave it to zarr
+        raw = file.read_bytes()
+        try:
+            self.layout.payload(raw)
+        except ChunkDamage as err:
+            return str(err)
+        try:
+            if self.files is not None:
+                self.files.decode(*coords, raw)
+            else:
+                if self._array is None:
+                    self._array = zarr.open_array(str(self.root), path=self.name, mode="r")
+                array = self._array
+                if len(coords) != array.ndim or any(c >= n for c, n in zip(coords, array.cdata_shape)):
+                    return None  # outside the grid (left by a shrink): never read
+                array.blocks[coords]
+        except Exception as err:  # CorruptChunkError from ChunkFiles, codec errors from zarr
+            return getattr(err, "problem", None) or f"it does not decode ({err})"
+        return None
 
 
 def _missing_chunks(root: Path, arrays: dict[str, dict]):
@@ -178,11 +180,6 @@ def _missing_label_chunks(root: Path, arrays: dict[str, dict]):
             yield name, key, "the file is missing (labels are never empty)"
 
 
-def _row(labels: dict, name: str, key: str, problem: str) -> dict:
-    biosample = assay = None
-    parts = key.rpartition("/c/")[2].split("/")
-    if name in TRACK_VARIABLES and len(parts) == 3 and all(p.isdigit() for p in parts):
-        b, a = int(parts[0]), int(parts[1])
-        biosample, assay = (lab[i] if lab is not None and i < len(lab) else f"row {i}"
-                            for lab, i in ((labels["biosample"], b), (labels["assay"], a)))
+def _row(root: Path, name: str, key: str, problem: str) -> dict:
+    biosample, assay = (track_of(root, key) or (None, None)) if name in TRACK_VARIABLES else (None, None)
     return {"variable": name, "biosample": biosample, "assay": assay, "chunk": key, "problem": problem}
