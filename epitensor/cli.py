@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import re
 import sys
 from pathlib import Path
@@ -115,13 +114,14 @@ def _connected(scheduler: str | None):
 
 
 def _check_output_file(path, option: str):
-    """Fail (exit 2) before any work when the folder that will hold ``path`` is missing or read-only."""
-    folder = Path(path).expanduser().resolve().parent
-    if not folder.is_dir():
-        raise click.BadParameter(f"folder {folder} does not exist; create it first or write elsewhere",
-                                 param_hint=option)
-    if not os.access(folder, os.W_OK):
-        raise click.BadParameter(f"folder {folder} is not writable", param_hint=option)
+    """Fail (exit 2) before any work when ``path`` cannot be written (:func:`epitensor.io.export.check_writable`)."""
+    from .exceptions import WriteError
+    from .io.export import check_writable
+
+    try:
+        check_writable(Path(path).expanduser().resolve())
+    except WriteError as err:
+        raise click.BadParameter(str(err), param_hint=option) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
