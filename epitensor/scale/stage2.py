@@ -236,8 +236,7 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
     store_p, model_p, labels = resolve_pairs(model, ds, pairs)
     if not len(store_p):
         raise ModelError(f"no (biosample, assay) pair to impute for pairs={pairs!r}")
-    check_training_tracks(ds, model.offset_tracks(sorted({a for _, a in labels})),
-                          "imputing with this model's average-activity offset")
+    model._check_offset_tracks(ds, sorted({a for _, a in labels}))
     rows, tables = model_source(model)
     shipped, uncovered = {}, []
     for b in blocks:
