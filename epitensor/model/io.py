@@ -110,15 +110,12 @@ def _weights_file(path: Path, meta: dict) -> tuple[Path, str | None]:
     return path / entry["file"], entry["sha256"]
 
 
-def _check_target(path: Path) -> dict | None:
-    """Refuse to save into ``path`` unless it is missing, a model directory, or holds only a model's files.
-
-    Returns the current ``config.json`` (None when there is none).
-    """
+def _check_target(path: Path) -> None:
+    """Refuse to save into ``path`` unless it is missing, a model directory, or holds only a model's files."""
     if path.exists() and not path.is_dir():
         raise ModelFileError(f"{path} is a file, not a model directory; choose another path for model.save")
     if not path.exists():
-        return None
+        return
     if (path / CONFIG).exists():  # a model, possibly damaged (then the save repairs it), or someone else's file
         try:
             meta = json.loads((path / CONFIG).read_text(encoding="utf-8"))
@@ -127,13 +124,12 @@ def _check_target(path: Path) -> dict | None:
         if not (isinstance(meta, dict) and meta.get("format") == FORMAT):
             raise ModelFileError(f"refusing to save into {path}: its {CONFIG} is not an epitensor model's; remove "
                                  f"{path / CONFIG} or choose another directory")
-        return meta
+        return
     # without a config.json only a save's leftovers (hashed weights, temporary files) are the model's
     foreign = sorted(p.name for p in path.iterdir() if not OWN_FILES.match(p.name) or p.name == LEGACY_WEIGHTS)
     if foreign:
         raise ModelFileError(f"{path} is not an epitensor model directory and holds other files ({foreign[:5]}); "
                              "save the model into a new or empty directory")
-    return None
 
 
 def _sweep(path: Path, keep: str) -> None:
