@@ -11,8 +11,9 @@ Schema (see ``docs/ARCHITECTURE.md``):
   ``contig_lengths``, ``contig_first_bins``), ``transform`` and ``epitensor_schema``.
 
 ``position`` has no coordinate variable on disk: a genome-wide store never materialises a
-124-million-entry index. :meth:`EpiAccessor.region` adds readable ``chrom``/``start``
-coordinates to what it selects.
+124-million-entry index. :func:`open_dataset` indexes it with a
+:class:`~epitensor.genome_index.GenomeIndex` (a range, with lazy ``chrom``/``start``/``end``); a
+subset saved by xarray stores its bin numbers, which reopen the same way (``docs/data_model.md``).
 
 Labels for any Zarr v3 client
     The label arrays use zarr-python's variable-length ``string`` data type, which the Zarr v3
@@ -240,11 +241,11 @@ def _sweep_unfinished_creations(path: Path) -> None:
 
 def _process_alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # PermissionError: alive, another user's
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 
