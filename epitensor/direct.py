@@ -35,7 +35,7 @@ import zarr
 
 from .chunks import CheckedStore, ChunkFiles
 from .exceptions import LabelError, RegionError
-from .genome_index import from_store, genome_index
+from .genome_index import LOCATION_COORDS, from_store, genome_index
 from .store import label_index
 
 TRACK_DIMS = ("biosample", "assay", "position")
@@ -61,7 +61,7 @@ def store_source(da: xr.DataArray) -> tuple[Path, str] | None:
         return None
     if not all(from_store(da, dim, str(source)) for dim in TRACK_DIMS):
         return None  # labels or positions given anew: they no longer name the store's rows
-    extra = [k for k, v in da.coords.variables.items() if "position" in v.dims and k not in ("position", "chrom", "start", "end")]
+    extra = [k for k, v in da.coords.variables.items() if "position" in v.dims and k not in ("position", *LOCATION_COORDS)]
     if extra:  # coordinates a user attached along position: let xarray carry them
         return None
     variable = opened[0][len(_OPENED_PREFIX) :].rsplit("-", 1)[0]
