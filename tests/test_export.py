@@ -164,3 +164,23 @@ def test_real_round_trip_h1(bigwig_dir, tmp_path):
     again = et.open_dataset(second).signal.epi.region("chr6:31,120,000-31,150,000").sel(biosample="H1", assay="H3K4me3")
     assert_within_one_ulp(again.values, window.values)
     assert (window.values > 0).sum() > 500
+
+
+def test_pybigtools_reads_an_export_of_a_sorted_xr_open_zarr_track(tmp_path, manifest):
+    """An outside bigWig reader (pybigtools, not the pyBigWig that writes) sees what the labels say."""
+    import xarray as xr
+
+    pybigtools = pytest.importorskip("pybigtools")
+    store = et.ingest(manifest, tmp_path / "s.zarr", assembly=GENOME, progress=False)
+    opened = xr.open_zarr(store, consolidated=False).sortby("biosample", ascending=False)
+    track = opened.signal.sel(biosample="B1", assay="H3K4me3").epi.region("chr1:1,000-3,000")
+    out = track.epi.to_bigwig(tmp_path / "b1.bw")
+    bw = pybigtools.open(str(out))
+    try:
+        assert dict(bw.chroms()) == CHROMS
+        records = list(bw.records("chr1"))
+    finally:
+        bw.close()
+    assert [(s, e) for s, e, _ in records] == [(s, s + 25) for s in range(1000, 3000, 25)]
+    expected = et.open_dataset(store).signal.sel(biosample="B1", assay="H3K4me3").epi.read("chr1:1,000-3,000")
+    np.testing.assert_array_equal(np.array([v for _, _, v in records], dtype=np.float32), expected.values)
