@@ -12,7 +12,7 @@ Examples
 """
 
 from . import accessor as _accessor  # noqa: F401  (registers the .epi accessor)
-from . import datasets, evaluation, io
+from . import datasets, evaluation, io, latent
 from .evaluation import Annotations, baselines, cross_validate, cv_folds, evaluate, plot
 from .exceptions import (
     ArgumentError,
@@ -88,6 +88,7 @@ __all__ = [
     "evaluation",
     "ingest",
     "io",
+    "latent",
     "open_dataset",
     "parse_region",
     "plot",

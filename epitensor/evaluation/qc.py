@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..exceptions import DataError
+from ..exceptions import DataError, LabelError
 from .baselines import average_activity, biosample_distances, training_mask
 from .metrics import higher_is_better
 from .scoring import evaluate
@@ -117,14 +117,20 @@ def rank_next_experiments(signal: xr.DataArray, train=None, *, biosample_factors
         ``ds.signal`` (tracks sampled at ``n_bins`` bins give the biosample distances).
     train : mask, optional
         Measured tracks (default ``observed``).
-    biosample_factors : DataArray (biosample, factor), optional
-        Use Euclidean distances between a trained model's biosample factors instead.
+    biosample_factors : DataFrame or DataArray (biosample, factor), optional
+        Use Euclidean distances between a trained model's biosample factors
+        (``model.factors("biosample")``) instead.
 
     Returns
     -------
     DataFrame
         ``biosample``, ``assay``, ``nearest_biosample`` (closest biosample with the assay),
         ``nearest_distance``, ``assay_coverage`` (biosamples with the assay), ``rank`` (1 = measure first).
+
+    See Also
+    --------
+    epitensor.latent.diverse_biosamples_for_assay : the set of biosamples to run one assay in next,
+        chosen together so that they and the biosamples already measured cover the factor space.
 
     Examples
     --------
@@ -137,7 +143,7 @@ def rank_next_experiments(signal: xr.DataArray, train=None, *, biosample_factors
     train = training_mask(signal, train)
     mask = train.values
     if biosample_factors is not None:
-        f = biosample_factors.sel(biosample=signal.biosample.values).transpose("biosample", ...).values
+        f = _factors_of(biosample_factors, signal.biosample.values)
         dist = np.sqrt(((f[:, None, :] - f[None, :, :]) ** 2).sum(-1))
     else:
         dist = biosample_distances(signal, train, n_bins).values
@@ -159,3 +165,17 @@ def rank_next_experiments(signal: xr.DataArray, train=None, *, biosample_factors
     table = table.sort_values(["nearest_distance", "assay_coverage"], ascending=[False, True], ignore_index=True)
     table["rank"] = np.arange(1, len(table) + 1)
     return table
+
+
+def _factors_of(biosample_factors, biosamples) -> np.ndarray:
+    """Factor rows of ``biosamples`` (in that order) from a DataFrame or a DataArray."""
+    from ..latent.similarity import factor_table
+
+    if isinstance(biosample_factors, xr.DataArray) and "biosample" in biosample_factors.dims:
+        biosample_factors = biosample_factors.transpose("biosample", ...)
+    table = factor_table(biosample_factors, "biosample_factors")
+    missing = [b for b in biosamples if b not in table.index]
+    if missing:
+        raise LabelError(f"biosample_factors lack the biosamples {missing[:5]}; use the factors of a model "
+                         "trained on these biosamples (model.factors('biosample'))")
+    return table.loc[list(biosamples)].to_numpy()

@@ -678,16 +678,31 @@ class Avocado:
         """
         self._check_fitted()
         template = self._ds["signal"].isel(biosample=0, assay=0, drop=True).epi.region(self._region_or_default(region))
-        positions = template["position"].values
-        module, rows = self._genome_rows(positions, "genome factor region")
-        r = [torch.as_tensor(x, device=self.device) for x in rows]
-        values = module.genome_features(*r).float().cpu().numpy()
+        values = self.genome_factors_at(template["position"].values)
         c = self.config
         res = np.repeat(["25bp", "250bp", "5kbp"], [c.n_25bp_factors, c.n_250bp_factors, c.n_5kbp_factors])
         coords = {k: v for k, v in template.coords.items() if "position" in v.dims}
         coords.update(factor=np.arange(values.shape[1]), resolution=("factor", res.astype(object)))
         return xr.DataArray(values, dims=("position", "factor"), coords=coords, name="genome_factors",
                             attrs=_genome_attrs(self._ds.attrs))
+
+    @torch.inference_mode()
+    def genome_factors_at(self, positions) -> np.ndarray:
+        """Genome factor vectors at genome-wide bin numbers, as a ``(len(positions), factors)`` array.
+
+        The columns are those of :meth:`genome_factors` (25 bp, then 250 bp, then 5 kbp factors).
+        :func:`epitensor.latent.factors_at_regions` builds labelled features from it.
+
+        Raises
+        ------
+        RegionError
+            Positions without fitted genome factors (outside the training region and the blocks
+            fitted by :meth:`fit_genome`).
+        """
+        self._check_fitted()
+        module, rows = self._genome_rows(np.asarray(positions, dtype=np.int64), "genome factor region")
+        r = [torch.as_tensor(x, device=self.device) for x in rows]
+        return module.genome_features(*r).float().cpu().numpy()
 
     def write_factors(self, path=None) -> None:
         """Write ``biosample_factors``, ``assay_factors`` and ``genome_factors_{25bp,250bp,5kbp}`` to the store.
