@@ -281,3 +281,8 @@ def test_rank_next_experiments_takes_model_factors_as_a_dataframe_in_any_row_ord
     pd.testing.assert_frame_equal(got, want)
     with pytest.raises(et.LabelError, match="lack the biosamples"):
         et.evaluation.rank_next_experiments(store.signal, biosample_factors=f.iloc[1:])
+
+
+def test_selection_refuses_more_rows_than_it_can_compare_pairwise():
+    with pytest.raises(et.ArgumentError, match="subsample"):
+        select_diverse(np.zeros((10_001, 2)), 3)

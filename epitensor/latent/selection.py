@@ -27,6 +27,8 @@ from ..exceptions import ArgumentError, LabelError
 from .similarity import factor_table
 
 SELECTION_METHODS = ("facility", "farthest")
+#: Most rows :func:`select_diverse` takes (it holds two rows x rows float64 matrices).
+MAX_ROWS = 10_000
 
 
 def _distances(x: np.ndarray) -> np.ndarray:
@@ -59,7 +61,8 @@ def select_diverse(factors, k: int, *, method: str = "facility", candidates=None
     factors : DataFrame, DataArray or array
         E.g. ``model.factors("biosample")`` or genome factors at candidate positions.
     k : int
-        Rows to pick (at most the number of candidates).
+        Rows to pick (at most the number of candidates). At most :data:`MAX_ROWS` rows in all:
+        subsample genome positions first.
     method : {"facility", "farthest"}
     candidates : labels, optional
         Rows that may be picked (default: every row not in ``already``).
@@ -84,6 +87,9 @@ def select_diverse(factors, k: int, *, method: str = "facility", candidates=None
     if method not in SELECTION_METHODS:
         raise ArgumentError(f"method must be one of {SELECTION_METHODS}, got {method!r}")
     table = factor_table(factors)
+    if len(table) > MAX_ROWS:
+        raise ArgumentError(f"{len(table):,} rows: selection compares every pair of rows, so it takes at most "
+                            f"{MAX_ROWS:,}; subsample the candidates first (e.g. every 20th bin: .isel(position=slice(0, None, 20)))")
     x = table.to_numpy()
     given = _positions_of(already, table.index, "already-picked rows")
     pool = (_positions_of(candidates, table.index, "candidates") if candidates is not None
