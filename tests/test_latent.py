@@ -14,6 +14,7 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score
 from sklearn.metrics.pairwise import cosine_similarity
+from threadpoolctl import threadpool_limits
 
 import epitensor as et
 from epitensor.datasets import avocado_downstream
@@ -66,7 +67,8 @@ def test_fold_scores_equal_an_independent_sklearn_computation():
     want = []
     for X_tr, y_tr, X_va, y_va, X_te, y_te in reference_folds(X.astype(np.float32), y, 6):
         m = HistGradientBoostingClassifier(early_stopping=True, scoring="average_precision", random_state=0, **BOOSTING)
-        m.fit(X_tr, y_tr, X_val=X_va, y_val=y_va)
+        with threadpool_limits(1):  # small fits; OpenMP threads only slow them down
+            m.fit(X_tr, y_tr, X_val=X_va, y_val=y_va)
         want.append(average_precision_score(y_te, m.predict_proba(X_te)[:, 1]))
     np.testing.assert_allclose(table.average_precision, want, rtol=0, atol=1e-12)
     assert (table.n_iter >= 1).all() and table.n_test.sum() == 240
@@ -286,3 +288,25 @@ def test_rank_next_experiments_takes_model_factors_as_a_dataframe_in_any_row_ord
 def test_selection_refuses_more_rows_than_it_can_compare_pairwise():
     with pytest.raises(et.ArgumentError, match="subsample"):
         select_diverse(np.zeros((10_001, 2)), 3)
+
+
+@pytest.mark.slow
+def test_umap_map_separates_planted_clusters_and_repeats_with_its_seed():
+    pytest.importorskip("umap", reason="umap-learn (the viz extra) is not installed")
+    f = planted(n_per=40)
+    a = embed_factors(f, method="umap", seed=0)
+    assert a.attrs["method"] == "umap" and list(a.index) == list(f.index)
+    pd.testing.assert_frame_equal(a, embed_factors(f, method="umap", seed=0))
+    centres = a.groupby([lab[:2] for lab in a.index]).mean()
+    spread = a.groupby([lab[:2] for lab in a.index]).std().to_numpy().max()
+    gaps = np.sqrt(((centres.to_numpy()[:, None] - centres.to_numpy()[None]) ** 2).sum(-1))
+    assert gaps[~np.eye(4, dtype=bool)].min() > 2 * spread
+
+
+def test_umap_requested_without_the_extra_names_the_fix(monkeypatch):
+    import epitensor.latent.embedding as embedding
+
+    monkeypatch.setattr(embedding, "umap_available", lambda: False)
+    with pytest.raises(et.ArgumentError, match=r"epitensor\[viz\]"):
+        embed_factors(planted(), method="umap")
+    assert embed_factors(planted(), method="auto").attrs["method"] == "pca"
