@@ -47,9 +47,17 @@ class AvocadoConfig:
     validation_fraction : float, default 0.0
         Fraction of the observed (track, position) entries of the training region hidden from
         training and used to score each epoch (``val_mse`` in the history).
+    validation_tracks : int, default 0
+        Observed tracks held out whole from training and scored after every epoch (``val_mse``):
+        the imputation task itself, so the better guide for early stopping (see
+        :mod:`epitensor.model.validation` for how they are chosen). Replaces
+        ``validation_fraction`` when set. The paper uses none.
     patience : int or None, default None
         Stop when ``val_mse`` has not improved for this many epochs and restore the best weights
         (needs ``validation_fraction`` > 0 or validation tracks).
+    refit : bool, default False
+        After early stopping on validation tracks, train a fresh model on every track (the
+        validation tracks too) for the number of epochs validation chose.
     project_first_layer : bool or "auto", default "auto"
         Use the linearity of the first Dense layer: project the biosample and assay tables through
         their slice of its weights once per step and gather the projected rows per sample. Same
@@ -79,7 +87,9 @@ class AvocadoConfig:
     residual: bool = False
     baseline_weight: float = 0.0
     validation_fraction: float = 0.0
+    validation_tracks: int = 0
     patience: int | None = None
+    refit: bool = False
     project_first_layer: bool | str = "auto"
     autocast: bool | str = "auto"
     fused_adam: bool | str = "auto"
@@ -96,6 +106,11 @@ class AvocadoConfig:
             raise ModelError(f"baseline_weight must be in [0, 1], got {self.baseline_weight}")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ModelError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if isinstance(self.validation_tracks, bool) or not isinstance(self.validation_tracks, int) or self.validation_tracks < 0:
+            raise ModelError(f"validation_tracks must be a whole number >= 0, got {self.validation_tracks!r}")
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise ModelError(f"patience must be a whole number of epochs >= 1 or None, got {self.patience!r}")
         if self.learning_rate <= 0 or self.genome_l2 < 0:
             raise ModelError("learning_rate must be positive and genome_l2 non-negative")
 

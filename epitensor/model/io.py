@@ -176,6 +176,7 @@ def save_model(model, path) -> Path:
         "genome": model.genome.to_attrs(),
         "fitted_positions": model.fitted_positions.intervals(),
         "training_tracks": [list(p) for p in model.training_tracks],
+        "validation_tracks": [list(p) for p in model.validation_tracks],
         "history": model.history.to_dict(orient="list"),
     }
     text = json.dumps(config, indent=1).encode("utf-8")
@@ -228,6 +229,7 @@ def load_model(cls, path, ds, device="auto"):
         preset = options.pop("preset")
         rows = GenomeRows.from_intervals(meta["fitted_positions"])
         tracks = [(str(b), str(a)) for b, a in meta["training_tracks"]]
+        held = [(str(b), str(a)) for b, a in meta.get("validation_tracks", [])]
         history = pd.DataFrame(meta["history"])
     except (KeyError, TypeError, ValueError) as err:
         raise ModelFileError(f"{path / CONFIG} is malformed ({type(err).__name__}: {err}); save the model again") from None
@@ -244,5 +246,6 @@ def load_model(cls, path, ds, device="auto"):
         raise ModelFileError(f"{file} does not fit the model {path / CONFIG} describes ({first}); save the model "
                              "again") from None
     model.training_tracks = tracks
+    model.validation_tracks = held
     model.history = history
     return model

@@ -45,7 +45,11 @@ from .config import AvocadoConfig
 from .module import AvocadoModule
 from .offsets import combine_with_average, leave_one_out_mean, offset_applies
 from .positions import GenomeRows
-from .training import build_training_data, predict_pairs, resolve_options, train
+from .training import build_training_data, held_out_tracks, predict_pairs, resolve_options, train
+from .validation import resolve_validation_tracks, validation_positions
+
+#: Epochs of ``fit`` when none are given: the paper's fixed budget, or the cap of a validated fit.
+DEFAULT_EPOCHS = 200
 
 
 def check_integer(value, name: str, minimum: int) -> int:
@@ -155,6 +159,7 @@ class Avocado:
         self.seed = seed
         self.history = pd.DataFrame()
         self.training_tracks: list[tuple[str, str]] = []
+        self.validation_tracks: list[tuple[str, str]] = []
         self._rows = GenomeRows([])
         self._optimizer = None
         with torch.random.fork_rng(devices=[]):
@@ -215,8 +220,9 @@ class Avocado:
         return pairs
 
     # ------------------------------------------------------------------ training
-    def fit(self, region=None, epochs: int = 200, *, tracks=None, progress: bool = True, seed: int | None = None,
-            time_limit: float | None = None, parameters=None, grad_masks=None) -> pd.DataFrame:
+    def fit(self, region=None, epochs: int | None = None, *, tracks=None, validation_tracks=None, refit=None,
+            progress: bool = True, seed: int | None = None, time_limit: float | None = None, parameters=None,
+            grad_masks=None) -> pd.DataFrame:
         """Train on the observed tracks over ``region``.
 
         Every epoch passes once over the region's positions, each paired with one training track
@@ -228,10 +234,21 @@ class Avocado:
         region : str, tuple or list of them, optional
             Training region(s), e.g. ``"chr20"`` or ``["chr1:0-1M", "chr2:5M-6M"]``; default: every
             contig of the store.
-        epochs : int, default 200
-            Passes over the training positions (at least 1).
+        epochs : int, optional
+            Passes over the training positions (at least 1). Default 200: the paper's fixed budget,
+            or, when the config validates with ``patience``, the most that validation may use.
         tracks : list of (biosample, assay), optional
             Observed tracks to train on (default: all observed tracks of the model's labels).
+        validation_tracks : int or list of (biosample, assay), optional
+            Tracks held out whole and scored after every epoch (``val_mse``); with ``patience`` the
+            fit stops when they stop improving and keeps the best epoch. A count picks them like
+            the imputation task (:func:`epitensor.model.validation.choose_validation_tracks`).
+            Default: ``config.validation_tracks``. They are in ``model.validation_tracks``.
+        refit : bool, optional
+            After validation, train a fresh model on every track (validation tracks included) for
+            the epochs validation chose (default: ``config.refit``). Worth it when the validation
+            tracks are a large share of the data (e.g. 5 of 20 tracks); its imputations can no
+            longer be scored on those tracks.
         progress : bool, default True
             tqdm bar over epochs.
         seed : int, optional
@@ -246,30 +263,52 @@ class Avocado:
         Returns
         -------
         pandas.DataFrame
-            The history of this call (``model.history`` holds every call's).
+            The history of this call (``model.history`` holds every call's); with ``refit`` a
+            ``phase`` column says "validation" or "refit".
 
         Raises
         ------
         ModelError
             Invalid arguments (``epochs`` < 1 or not an integer, ``time_limit`` <= 0, ...), a biosample
-            or assay without training track, a track not observed, or a diverging loss (the last good
-            weights are kept).
+            or assay without training track, a track not observed, validation tracks that would leave
+            a biosample or assay without training track, or a diverging loss (the last good weights
+            are kept).
         DataError
             Empty training set or non-finite values in the training data.
         """
-        epochs = check_integer(epochs, "epochs", 1)
+        epochs = check_integer(DEFAULT_EPOCHS if epochs is None else epochs, "epochs", 1)
         seed, time_limit = check_seed(seed), check_seconds(time_limit)
         rows = GenomeRows.from_regions(region if region is not None else list(self.genome.contigs), self.genome)
         if not len(rows):
             raise DataError(f"the training region {region!r} holds no positions")
         pairs = self._training_pairs(tracks)
+        spec = self.config.validation_tracks if validation_tracks is None else validation_tracks
+        held = resolve_validation_tracks(spec, pairs, self.seed) if parameters is None and grad_masks is None else []
+        refit = bool(self.config.refit if refit is None else refit) and bool(held)
         if rows != self._rows:
             self._set_genome(rows)
-        self.training_tracks = pairs
-        data = self._training_data(pairs, rows)
+        self.training_tracks = [p for p in pairs if p not in set(held)]
+        self.validation_tracks = held
+        data = self._training_data(self.training_tracks, rows, held)
         if self._optimizer is None or parameters is not None or grad_masks is not None:
             self._optimizer = None
         seed = seed if seed is not None else (None if self.seed is None else self.seed + len(self.history))
+        hist = self._train(data, epochs, seed, progress, time_limit, parameters, grad_masks)
+        if not refit:
+            return hist
+        chosen = int(np.nanargmin(hist["val_mse"].to_numpy())) + 1 if "val_mse" in hist else len(hist)
+        self.history = self.history.iloc[: len(self.history) - len(hist)]
+        hist = hist.assign(phase="validation")
+        self._fresh_module(rows)
+        self.training_tracks, self.validation_tracks = pairs, []
+        again = self._train(self._training_data(pairs, rows, []), chosen, seed, progress, None, None, None)
+        hist = pd.concat([hist, again.assign(phase="refit")], ignore_index=True)
+        earlier = self.history.iloc[: len(self.history) - len(again)]
+        self.history = pd.concat([earlier, hist], ignore_index=True) if len(earlier) else hist
+        return hist
+
+    def _train(self, data, epochs, seed, progress, time_limit, parameters, grad_masks) -> pd.DataFrame:
+        """Run the training loop on ``data`` and append its history (also when it fails)."""
         try:
             hist, opt = train(self.module, data, epochs, self.config, parameters=parameters, grad_masks=grad_masks,
                               device=self.device, seed=seed, progress=progress, epoch_offset=len(self.history),
@@ -281,6 +320,15 @@ class Avocado:
         self._optimizer = opt if parameters is None and grad_masks is None else None
         self._append_history(hist)
         return hist
+
+    def _fresh_module(self, rows: GenomeRows) -> None:
+        """New network and embeddings, initialised as at construction (for ``refit``)."""
+        with torch.random.fork_rng(devices=[]):
+            if self.seed is not None:
+                torch.manual_seed(self.seed)
+            self.module = AvocadoModule(len(self.biosamples), len(self.assays), (0, 0, 0), self.config).to(self.device)
+        self._rows = GenomeRows([])
+        self._set_genome(rows)
 
     def fit_genome_factors(self, region, epochs: int = 200, *, progress: bool = True, seed: int | None = None,
                            time_limit: float | None = None) -> pd.DataFrame:
@@ -334,16 +382,30 @@ class Avocado:
         self._rows = rows
         self._optimizer = None
 
-    def _training_data(self, pairs, rows: GenomeRows):
+    def _training_data(self, pairs, rows: GenomeRows, held=()):
         values = self.read_tracks(pairs, rows.positions)
         b = self._index([p[0] for p in pairs], "biosample")
         a = self._index([p[1] for p in pairs], "assay")
         names = [f"{p[0]}/{p[1]}" for p in pairs]
         if self.config.residual and np.isfinite(values).all():
             values = values - leave_one_out_mean(values, a, len(self.assays))
-        return build_training_data(values, b, a, rows.rows(rows.positions), device=self.device,
-                                   validation_fraction=self.config.validation_fraction,
+        data = build_training_data(values, b, a, rows.rows(rows.positions), device=self.device,
+                                   validation_fraction=0.0 if held else self.config.validation_fraction,
                                    seed=self.seed or 0, track_names=names)
+        if held:
+            data.held_out = self._held_out_data(held, rows)
+        return data
+
+    def _held_out_data(self, held, rows: GenomeRows):
+        """The validation tracks at (up to :data:`VALIDATION_POSITIONS`) positions of the region."""
+        positions = validation_positions(rows.positions)
+        b = self._index([p[0] for p in held], "biosample")
+        a = self._index([p[1] for p in held], "assay")
+        average = None
+        if self.config.residual or self.config.baseline_weight > 0:
+            uniq, inv = np.unique(a, return_inverse=True)
+            average = self._average_activity(uniq, positions)[inv]
+        return held_out_tracks(self.read_tracks(held, positions), b, a, rows.rows(positions), average, self.device)
 
     # ------------------------------------------------------------------ prediction
     def _average_activity(self, assays_idx, positions) -> np.ndarray:

@@ -23,6 +23,7 @@ from ..allocator import keep_freed_memory
 from ..exceptions import DataError, ModelError
 from .config import AvocadoConfig
 from .module import AvocadoModule
+from .offsets import combine_with_average
 
 
 @dataclass
@@ -49,6 +50,7 @@ class TrainingData:
     val_track: torch.Tensor | None = None
     val_position: torch.Tensor | None = None
     val_values: torch.Tensor | None = None
+    held_out: HeldOutTracks | None = None
 
     @property
     def n_tracks(self) -> int:
@@ -60,7 +62,49 @@ class TrainingData:
 
     @property
     def has_validation(self) -> bool:
+        """Whether random entries are hidden for validation (NaN in ``values``)."""
         return self.val_values is not None and self.val_values.numel() > 0
+
+    @property
+    def validating(self) -> bool:
+        """Whether each epoch is scored on held-out entries or held-out whole tracks."""
+        return self.has_validation or self.held_out is not None
+
+
+@dataclass
+class HeldOutTracks:
+    """Whole observed tracks kept out of training and scored after every epoch.
+
+    Attributes
+    ----------
+    values : Tensor (n_tracks, n_positions), float32
+        Their signal at the scored positions.
+    biosample, assay : Tensor (n_tracks,), int64
+        Table rows of each track's biosample and assay.
+    rows : tuple of 3 Tensors (n_positions,), int64
+        Genome table rows of the scored positions.
+    average : Tensor (n_tracks, n_positions) or None
+        The average activity of each track's assay over the training tracks (what imputation
+        adds under ``residual`` / ``baseline_weight``), or None when neither option is set.
+    """
+
+    values: torch.Tensor
+    biosample: torch.Tensor
+    assay: torch.Tensor
+    rows: tuple
+    average: torch.Tensor | None = None
+
+
+def held_out_tracks(values, biosample, assay, rows, average, device) -> HeldOutTracks:
+    """:class:`HeldOutTracks` on ``device`` from numpy arrays (``average`` may be None)."""
+    as_long = lambda x: torch.as_tensor(np.asarray(x, dtype=np.int64), device=device)  # noqa: E731
+    values = np.asarray(values, dtype=np.float32)
+    if not np.isfinite(values).all():
+        raise DataError("a validation track holds NaN or infinite values over the training region; "
+                        "choose other validation_tracks")
+    return HeldOutTracks(torch.as_tensor(values, device=device), as_long(biosample), as_long(assay),
+                         tuple(as_long(r) for r in rows),
+                         None if average is None else torch.as_tensor(np.asarray(average, np.float32), device=device))
 
 
 def build_training_data(values: np.ndarray, track_biosample, track_assay, rows, *, device, validation_fraction=0.0,
@@ -173,6 +217,16 @@ def validation_mse(module: AvocadoModule, data: TrainingData, batch_size: int, p
     return total / n
 
 
+def held_out_mse(module: AvocadoModule, held: HeldOutTracks, config: AvocadoConfig, batch_size: int,
+                 autocast: bool) -> float:
+    """MSE of the imputations of the held-out tracks (the network's output combined with the average
+    activity exactly as :meth:`epitensor.Avocado.predict` does), averaged over tracks and positions."""
+    pred = predict_pairs(module, held.biosample, held.assay, held.rows, batch_size, autocast)
+    if held.average is not None:
+        pred = combine_with_average(pred, held.average, config)
+    return float((pred - held.values).square().mean())
+
+
 @torch.inference_mode()
 def predict_pairs(module: AvocadoModule, biosample: torch.Tensor, assay: torch.Tensor, rows, batch_size: int,
                   autocast: bool = False) -> torch.Tensor:
@@ -282,15 +336,16 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
                 raise err
             good = _snapshot(module)
             rec = {"epoch": epoch_offset + e + 1, "loss": mean_loss}
-            if data.has_validation:
-                rec["val_mse"] = validation_mse(module, data, batch, project, autocast)
+            if data.validating:
+                rec["val_mse"] = (held_out_mse(module, data.held_out, config, max(batch, 2**16), autocast)
+                                  if data.held_out is not None else validation_mse(module, data, batch, project, autocast))
                 if rec["val_mse"] < best[0]:
                     best = (rec["val_mse"], good, e)
             elapsed = time.perf_counter() - start
             rec.update(seconds=elapsed, samples_per_s=n * (e + 1) / elapsed)
             records.append(rec)
             bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k in ("loss", "val_mse")})
-            if config.patience is not None and data.has_validation and e - best[2] >= config.patience:
+            if config.patience is not None and data.validating and e - best[2] >= config.patience:
                 break
             if time_limit is not None and elapsed >= time_limit:
                 break
@@ -300,6 +355,6 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
         for p in frozen:
             p.requires_grad_(True)
         module.eval()
-    if data.has_validation and config.patience is not None and best[1] is not None:
+    if data.validating and config.patience is not None and best[1] is not None:
         module.load_state_dict(best[1])
     return pd.DataFrame.from_records(records), opt
