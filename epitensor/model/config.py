@@ -68,6 +68,10 @@ class AvocadoConfig:
     fused_adam : bool or "auto", default "auto"
         Use the fused Adam kernel (much faster over the large genome tables); falls back to the
         foreach implementation where fused is unavailable.
+    preset : str
+        The preset these values came from ("auto" when :func:`auto_preset` chose them).
+    auto_choice : str
+        What ``preset="auto"`` chose and why, in one line ("" for the named presets).
     """
 
     n_biosample_factors: int = 32
@@ -94,6 +98,7 @@ class AvocadoConfig:
     autocast: bool | str = "auto"
     fused_adam: bool | str = "auto"
     preset: str = field(default="paper")
+    auto_choice: str = ""
 
     def __post_init__(self):
         ints = ("n_biosample_factors", "n_assay_factors", "n_25bp_factors", "n_250bp_factors",
@@ -140,8 +145,10 @@ class AvocadoConfig:
         >>> AvocadoConfig.from_preset("paper", n_nodes=256).n_input
         398
         """
-        if preset not in PRESETS:
-            raise ModelError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        if preset not in PRESETS and preset != "auto":
+            raise ModelError(f"unknown preset {preset!r}; choose one of {sorted([*PRESETS, 'auto'])}")
+        if preset == "auto":  # the values come from auto_preset, given as overrides (Avocado does this)
+            return cls.from_dict({"preset": preset, **overrides})
         return cls.from_dict({**PRESETS[preset], "preset": preset, **overrides})
 
 
@@ -176,3 +183,49 @@ PRESETS: dict[str, dict] = {
         "baseline_weight": 0.5,
     },
 }
+
+#: Below this many observed tracks per assay (on average), ``auto`` chooses ``small``.
+FEW_TRACKS_PER_ASSAY = 10
+
+
+def auto_preset(n_biosamples: int, n_assays: int, n_tracks: int) -> tuple[str, dict, str]:
+    """The configuration ``preset="auto"`` chooses for a compendium, and why.
+
+    The paper's architecture learns one genome factor vector per 25 bp bin from the tracks observed
+    there; with few biosamples per assay those vectors memorise them and held-out tracks get worse
+    with training (issues 4 and 13: on the 5 x 5 Roadmap sample). So:
+
+    - fewer than :data:`FEW_TRACKS_PER_ASSAY` observed tracks per assay: the ``small`` preset
+      (narrower network and genome factors, imputations averaged with the average activity);
+    - otherwise: the ``paper`` preset.
+
+    Both validate on held-out whole tracks (``validation_tracks``: as many as the larger of the
+    biosample and assay counts, at most a fifth of the tracks and at most 20) and stop when those
+    stop improving (``patience``); ``small`` then refits on every track for the chosen epochs, since
+    its validation tracks are a large share of the data.
+
+    Parameters
+    ----------
+    n_biosamples, n_assays, n_tracks : int
+        Labels of the model and observed tracks among them.
+
+    Returns
+    -------
+    (preset, overrides, reason)
+
+    Examples
+    --------
+    >>> auto_preset(5, 5, 20)[0], auto_preset(400, 84, 3814)[0]
+    ('small', 'paper')
+    >>> auto_preset(5, 5, 20)[1]["validation_tracks"]
+    4
+    """
+    per_assay = n_tracks / max(n_assays, 1)
+    n_val = max(1, min(max(n_biosamples, n_assays), n_tracks // 5, 20))
+    facts = f"{n_tracks} observed tracks, {per_assay:.1f} per assay"
+    if per_assay < FEW_TRACKS_PER_ASSAY:
+        overrides = {"validation_fraction": 0.0, "validation_tracks": n_val, "patience": 3, "refit": True}
+        return "small", overrides, (f"{facts} (< {FEW_TRACKS_PER_ASSAY}: the paper's per-bin genome factors overfit); "
+                                    f"stops on {n_val} held-out track(s), then refits on all")
+    overrides = {"validation_tracks": n_val, "patience": 5}
+    return "paper", overrides, f"{facts}: the published architecture, stopping on {n_val} held-out tracks"

@@ -41,7 +41,7 @@ from ..store import (
     store_path,
     sync_metadata,
 )
-from .config import AvocadoConfig
+from .config import AvocadoConfig, auto_preset
 from .module import AvocadoModule
 from .offsets import combine_with_average, leave_one_out_mean, offset_applies
 from .positions import GenomeRows
@@ -111,9 +111,12 @@ class Avocado:
     ds : xarray.Dataset or path
         The store (opened with :func:`epitensor.open_dataset`, or its path). Labels and genome come
         from it.
-    preset : {"paper", "small"}, default "paper"
-        Hyper-parameter set (:data:`epitensor.model.PRESETS`): the published architecture, or the
-        one for compendia with few biosamples per assay.
+    preset : {"auto", "paper", "small"}, default "auto"
+        Hyper-parameter set. "auto" chooses from the compendium (:func:`epitensor.model.config.auto_preset`:
+        ``small`` for few tracks per assay, else ``paper``, both stopping on held-out whole tracks),
+        prints its choice in one line and records it in ``config.auto_choice``. "paper" is the
+        published architecture and training, exactly (200 epochs, no validation); "small" the
+        preset for compendia with few biosamples per assay (:data:`epitensor.model.PRESETS`).
     device : str, default "auto"
         "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
     seed : int or None, default 0
@@ -144,16 +147,16 @@ class Avocado:
     (4, 32)
     """
 
-    def __init__(self, ds, *, preset: str = "paper", device="auto", seed: int | None = 0, biosamples=None,
+    def __init__(self, ds, *, preset: str = "auto", device="auto", seed: int | None = 0, biosamples=None,
                  assays=None, **options):
         self._ds = ds if isinstance(ds, xr.Dataset) else open_dataset(ds)
-        self.config = AvocadoConfig.from_preset(preset, **options)
         store_b = [str(x) for x in self._ds.biosample.values]
         store_a = [str(x) for x in self._ds.assay.values]
         self.biosamples = store_b if biosamples is None else _as_list(biosamples)
         self.assays = store_a if assays is None else _as_list(assays)
         label_index(store_b, self.biosamples, "biosample")
         label_index(store_a, self.assays, "assay")
+        self.config = self._configure(preset, options)
         self.genome = genome_index(self._ds).genome
         self.device = resolve_device(device)
         self.seed = seed
@@ -166,6 +169,17 @@ class Avocado:
             if seed is not None:
                 torch.manual_seed(seed)
             self.module = AvocadoModule(len(self.biosamples), len(self.assays), (0, 0, 0), self.config).to(self.device)
+
+    def _configure(self, preset: str, options: dict) -> AvocadoConfig:
+        """The config of ``preset`` with ``options``; "auto" decides from the observed tracks and says so."""
+        if preset != "auto" or "auto_choice" in options:  # named presets, or a saved auto config being loaded
+            return AvocadoConfig.from_preset(preset, **options)
+        observed = self._ds["observed"].sel(biosample=self.biosamples, assay=self.assays).values
+        base, overrides, reason = auto_preset(len(self.biosamples), len(self.assays), int(observed.sum()))
+        config = AvocadoConfig.from_preset(base, **{**overrides, **options})
+        config.preset, config.auto_choice = "auto", f"{base}: {reason}"
+        print(f"Avocado preset 'auto' -> {config.auto_choice}. preset='paper' gives the published configuration.")
+        return config
 
     def __repr__(self) -> str:
         fitted = f"fitted on {len(self._rows):,} positions, {len(self.history)} epochs" if len(self._rows) else "not fitted"
