@@ -76,6 +76,17 @@ def test_the_reference_positions_start_at_the_regions_first_bin(store, reference
         model.impute(region="chrB:0-5000")
 
 
+def test_a_weights_only_h5_imports_too(store, reference, tmp_path):
+    """The reference's Keras ``save_weights`` layout: the layer groups at the root, no architecture."""
+    weights = tmp_path / "weights.h5"
+    with h5py.File(H5, "r") as src, h5py.File(weights, "w") as dst:
+        for name in src["model_weights"]:
+            src.copy(src["model_weights"][name], dst, name)
+        dst.attrs.update(dict(src["model_weights"].attrs))
+    model = et.Avocado.from_reference(JSON, weights, store, region="chrB")
+    assert max_difference(model, reference, f"chrB:0-{N * BIN}") <= 1e-5
+
+
 def test_a_store_without_a_label_of_the_model_is_refused(tmp_path):
     path = make_store(tmp_path / "s.zarr", biosamples=("E003", "E017"))
     with pytest.raises(et.ModelError, match=r"lacks the biosample\(s\) \['E116'\].*tiny\.json"):

@@ -297,7 +297,7 @@ def _check_labels(ref: dict, ds: xr.Dataset, json_path) -> None:
         have = {str(x) for x in ds[kind].values}
         missing = [x for x in ref[key] if x not in have]
         if missing:
-            raise ModelError(f"the store {ds.attrs.get('source', '')} lacks the {kind}(s) {missing[:20]} of the reference "
+            raise ModelError(f"the store {ds.attrs.get('source', '(in memory)')} lacks the {kind}(s) {missing[:20]} of the reference "
                              f"model {json_path} (its \"{key}\"); import into a store with these labels "
                              "(epitensor.add_labels adds labels to a store)")
 
