@@ -267,9 +267,11 @@ def train(store, model_dir, region, epochs, minutes, preset, device, seed):
 @click.option("--region", default=None, metavar="REGION",
               help="Where the reference's positions lie: its position i is bin i of this region (a contig, or "
                    "contig:start-end starting on a multiple of 5 kbp). Default: the store's first contig.")
+@click.option("--transform", type=click.Choice(["arcsinh", "none"]), default="arcsinh", show_default=True,
+              help="Scale of the signal the model was trained on; must be the store's.")
 @_DEVICE_OPTION
 @_friendly_errors
-def import_model(json_file, h5_file, store, model_dir, region, device):
+def import_model(json_file, h5_file, store, model_dir, region, transform, device):
     """Import a model of the reference Avocado (Keras NAME.json + NAME.h5) and save it as an epitensor model.
 
     Celltypes and assays are matched to the store's labels by name. Needs h5py
@@ -282,7 +284,7 @@ def import_model(json_file, h5_file, store, model_dir, region, device):
     """
     from .model import Avocado
 
-    model = Avocado.from_reference(json_file, h5_file, store, region=region, device=device)
+    model = Avocado.from_reference(json_file, h5_file, store, region=region, transform=transform, device=device)
     model.save(model_dir)
     click.echo(f"imported {len(model.biosamples)} celltypes x {len(model.assays)} assays, {model.config.n_layers} x "
                f"{model.config.n_nodes} network, {len(model.fitted_positions):,} positions "

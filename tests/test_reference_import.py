@@ -33,11 +33,12 @@ def reference():
         return {(str(c), str(a)): npz["predictions"][k] for k, (c, a) in enumerate(npz["pairs"])}
 
 
-def make_store(path, biosamples=("E116", "X9", "E003", "E017"), assays=("H3K36me3", "H3K4me3", "H3K27me3")):
+def make_store(path, biosamples=("E116", "X9", "E003", "E017"), assays=("H3K36me3", "H3K4me3", "H3K27me3"),
+               transform="arcsinh"):
     """An empty store whose labels are ordered differently from the model's (and include an extra
     biosample), with two contigs: chrA (3,000 bins, too short for the model) and chrB (4,500 bins)."""
     genome = et.Genome("test", ["chrA", "chrB"], [3_000 * BIN, 4_500 * BIN])
-    return et.create_store(path, list(biosamples), list(assays), genome)
+    return et.create_store(path, list(biosamples), list(assays), genome, transform=transform)
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,14 @@ def test_a_store_without_a_label_of_the_model_is_refused(tmp_path):
     path = make_store(tmp_path / "s.zarr", biosamples=("E003", "E017"))
     with pytest.raises(et.ModelError, match=r"lacks the biosample\(s\) \['E116'\].*tiny\.json"):
         et.Avocado.from_reference(JSON, H5, path, region="chrB")
+
+
+def test_a_store_on_another_scale_than_the_model_is_refused(tmp_path, reference):
+    raw = make_store(tmp_path / "raw.zarr", transform="none")
+    with pytest.raises(et.ModelError, match=r"transform 'none', but the reference model .*tiny\.json predicts 'arcsinh'"):
+        et.Avocado.from_reference(JSON, tmp_path / "never-read.h5", raw, region="chrB")  # checked before the h5
+    model = et.Avocado.from_reference(JSON, H5, raw, region="chrB", transform="none")  # a model trained on raw signal
+    assert max_difference(model, reference, f"chrB:0-{N * BIN}") <= 1e-5
 
 
 def test_a_genome_range_that_does_not_fit_is_refused(store):

@@ -780,7 +780,8 @@ class Avocado:
         return load_model(cls, path, ds, device)
 
     @classmethod
-    def from_reference(cls, json_path, h5_path, ds, *, region=None, device="auto", seed: int | None = 0) -> Avocado:
+    def from_reference(cls, json_path, h5_path, ds, *, region=None, transform: str = "arcsinh", device="auto",
+                       seed: int | None = 0) -> Avocado:
         """Import a model of the reference Avocado (Keras): the ``NAME.json`` and ``NAME.h5`` of its ``model.save(NAME)``.
 
         Read with h5py (``pip install 'epitensor[reference]'``), never TensorFlow. The result is a
@@ -799,6 +800,9 @@ class Avocado:
             Where the reference's positions lie: its position ``i`` is bin ``i`` of ``region``
             (default: the store's first contig). It must start on a multiple of 5 kbp and hold at
             least ``n_genomic_positions`` bins; the model covers the first ``n_genomic_positions``.
+        transform : {"arcsinh", "none"}, default "arcsinh"
+            The scale of the signal the reference model was trained on (arcsinh for the published
+            models); it must be the store's ``transform``, as neither network transforms its output.
         device : str, default "auto"
             As in :class:`Avocado`. Predictions stay float32 (``config.autocast=False``) on every device.
         seed : int or None, default 0
@@ -810,7 +814,8 @@ class Avocado:
             The json is not a reference model's, or the h5 is not HDF5, lacks layers, or holds weights
             that do not fit the json (the message names the file and what is wrong).
         ModelError
-            The store lacks celltypes or assays of the model, or ``region`` does not fit its positions.
+            The store lacks celltypes or assays of the model, holds signal on another scale than
+            ``transform``, or ``region`` does not fit its positions.
 
         Examples
         --------
@@ -820,7 +825,7 @@ class Avocado:
         """
         from .reference import import_reference
 
-        return import_reference(cls, json_path, h5_path, ds, region=region, device=device, seed=seed)
+        return import_reference(cls, json_path, h5_path, ds, region=region, transform=transform, device=device, seed=seed)
 
 
 def check_compatible(model_labels: dict, genome_attrs: dict, ds: xr.Dataset) -> None:

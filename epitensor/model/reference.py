@@ -20,7 +20,8 @@ How the two networks correspond (checked against the architecture ``NAME.h5`` re
 * ``dense_0`` .. ``dense_{n_layers-1}`` (ReLU) -> ``module.hidden`` and ``y_pred`` (linear) ->
   ``module.output``; Keras kernels are (in, out), torch weights (out, in). Both concatenate the
   embeddings in the order celltype, assay, 25 bp, 250 bp, 5 kbp, and neither transforms the output:
-  imputations are on the scale the reference was trained on (arcsinh for the published models).
+  imputations are on the scale the reference was trained on, ``transform`` (arcsinh for the published
+  models and the reference's data files), which must be the store's ``transform`` attribute.
 
 Genome positions: the reference indexes one chromosome, or the concatenated pilot regions, from 0.
 Its position ``i`` becomes the store's bin ``first + i``, where ``first`` is the first bin of
@@ -48,7 +49,7 @@ import xarray as xr
 from ..exceptions import ModelError, ReferenceModelError
 from ..genome_index import genome_index
 from ..regions import as_regions, region_bins
-from ..store import open_dataset
+from ..store import TRANSFORMS, open_dataset
 from .positions import RESOLUTIONS, GenomeRows
 
 #: Integer hyper-parameters of the reference json and the AvocadoConfig field each one sets.
@@ -292,23 +293,36 @@ def reference_rows(genome, region, n_positions: int, json_path) -> GenomeRows:
     return GenomeRows(np.arange(lo, lo + n_positions, dtype=np.int64))
 
 
-def _check_labels(ref: dict, ds: xr.Dataset, json_path) -> None:
+def _check_store(ref: dict, ds: xr.Dataset, json_path, transform: str) -> None:
+    """ModelError unless the store has the model's labels and holds signal on the model's scale."""
+    store = ds.attrs.get("source", "(in memory)")
     for kind, key in (("biosample", "celltypes"), ("assay", "assays")):
         have = {str(x) for x in ds[kind].values}
         missing = [x for x in ref[key] if x not in have]
         if missing:
-            raise ModelError(f"the store {ds.attrs.get('source', '(in memory)')} lacks the {kind}(s) {missing[:20]} of the reference "
-                             f"model {json_path} (its \"{key}\"); import into a store with these labels "
-                             "(epitensor.add_labels adds labels to a store)")
+            raise ModelError(f"the store {store} lacks the {kind}(s) {missing[:20]} of the reference model {json_path} "
+                             f"(its \"{key}\"); import into a store with these labels (epitensor.add_labels adds "
+                             "labels to a store)")
+    if transform not in TRANSFORMS:
+        raise ModelError(f"transform must be one of {TRANSFORMS} (the scale the reference model was trained on), "
+                         f"got {transform!r}")
+    if ds.attrs.get("transform", transform) != transform:
+        raise ModelError(f"the store {store} holds signal with transform {ds.attrs['transform']!r}, but the reference "
+                         f"model {json_path} predicts {transform!r}-scale signal (transform=...); import into a store "
+                         "on the scale the model was trained on")
 
 
-def import_reference(cls, json_path, h5_path, ds, *, region=None, device="auto", seed: int | None = 0):
-    """Build a fitted ``cls`` (:class:`~epitensor.Avocado`) from a reference model; see :meth:`Avocado.from_reference`."""
+def import_reference(cls, json_path, h5_path, ds, *, region=None, transform: str = "arcsinh", device="auto",
+                     seed: int | None = 0):
+    """Build a fitted ``cls`` (:class:`~epitensor.Avocado`) from a reference model; see :meth:`Avocado.from_reference`.
+
+    Every check on the json and the store comes before the (possibly large) h5 is read.
+    """
     ref = read_reference_config(json_path)
-    weights = read_reference_weights(h5_path, ref)
     ds = ds if isinstance(ds, xr.Dataset) else open_dataset(ds)
-    _check_labels(ref, ds, json_path)
+    _check_store(ref, ds, json_path, transform)
     rows = reference_rows(genome_index(ds).genome, region, ref["n_genomic_positions"], json_path)
+    weights = read_reference_weights(h5_path, ref)
     options = {field: ref[key] for key, field in HYPER_PARAMETERS.items()}
     # float32 everywhere, as the reference predicts: bf16 autocast (the "auto" choice on CUDA) would not match it
     model = cls(ds, preset="paper", device=device, seed=seed, biosamples=ref["celltypes"], assays=ref["assays"],
