@@ -259,6 +259,38 @@ def train(store, model_dir, region, epochs, minutes, preset, device, seed):
     click.echo(f"trained {len(history)} epochs, final loss {last['loss']:.4f}; saved {model_dir}")
 
 
+@main.command("import-model")
+@click.argument("json_file", metavar="NAME.json", type=click.Path(dir_okay=False))
+@click.argument("h5_file", metavar="NAME.h5", type=click.Path(dir_okay=False))
+@click.argument("store", type=click.Path())
+@click.argument("model_dir", type=click.Path(file_okay=False))
+@click.option("--region", default=None, metavar="REGION",
+              help="Where the reference's positions lie: its position i is bin i of this region (a contig, or "
+                   "contig:start-end starting on a multiple of 5 kbp). Default: the store's first contig.")
+@click.option("--transform", type=click.Choice(["arcsinh", "none"]), default="arcsinh", show_default=True,
+              help="Scale of the signal the model was trained on; must be the store's.")
+@_DEVICE_OPTION
+@_friendly_errors
+def import_model(json_file, h5_file, store, model_dir, region, transform, device):
+    """Import a model of the reference Avocado (Keras NAME.json + NAME.h5) and save it as an epitensor model.
+
+    Celltypes and assays are matched to the store's labels by name. Needs h5py
+    (pip install 'epitensor[reference]'); TensorFlow is not used.
+
+    \b
+    Example:
+      epitensor import-model avocado.json avocado.h5 roadmap.zarr model/ --region pilot
+      epitensor impute model/ roadmap.zarr --biosamples E065 --assays H3K27me3 --region pilot
+    """
+    from .model import Avocado
+
+    model = Avocado.from_reference(json_file, h5_file, store, region=region, transform=transform, device=device)
+    model.save(model_dir)
+    click.echo(f"imported {len(model.biosamples)} celltypes x {len(model.assays)} assays, {model.config.n_layers} x "
+               f"{model.config.n_nodes} network, {len(model.fitted_positions):,} positions "
+               f"({model.fitted_positions.describe()}); saved {model_dir}")
+
+
 def _load_model(model_dir, store):
     from .model import Avocado
     from .store import open_dataset

@@ -52,6 +52,11 @@ class ModelFileError(ModelError):
     """A saved model directory that cannot be read or written: not a model, damaged or incomplete files."""
 
 
+class ReferenceModelError(ModelFileError):
+    """A reference Avocado model (the Keras ``NAME.json`` + ``NAME.h5`` its ``model.save`` writes) that
+    cannot be imported: not a reference model, or weights missing or not matching its hyper-parameters."""
+
+
 class BlockError(EpitensorError, RuntimeError):
     """Some blocks of a genome-scale run (stage 2 or block-wise imputation) failed.
 

@@ -20,6 +20,7 @@ import epitensor as et
 from epitensor.cli import main
 
 REGION = "synthetic:0-100,000"  # README style: thousands separators inside the region
+REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference_avocado"  # a reference Avocado model
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,9 @@ BAD_ARGS = [
     (["export", "{store}", "{tmp}/x.bw", "--biosample", "B00", "--assay", "H3K4me3", "--region", "synthetic:5-"
       + "1" * 30], "too large"),
     (["info", "{missing}"], "no epitensor store"),
+    (["import-model", "{missing}", "{h5}", "{store}", "{new}"], "missing does not exist"),
+    (["import-model", "{json}", "{h5}", "{store}", "{new}"], "lacks the biosample(s) ['E017', 'E003', 'E116']"),
+    (["import-model", "{json}", "{h5}", "{store}", "{new}", "--device", "tpu"], "'tpu' is not a device"),
     (["demo", "--epochs", "0"], "--epochs"),
     (["demo", "--device", "tpu"], "'tpu' is not a device"),
     (["demo", "--data", "{missing}"], "--data"),
@@ -111,7 +115,7 @@ def test_bad_arguments_are_one_error_line_and_write_nothing(args, expected, stor
     manifest = tmp_path / "manifest.tsv"
     manifest.write_text("biosample\tassay\tpath\nB00\tH3K4me3\tnone.bw\n")
     names = dict(store=store, model=model_dir, new=tmp_path / "new", missing=tmp_path / "missing", manifest=manifest,
-                 tmp=tmp_path)
+                 tmp=tmp_path, json=REFERENCE / "tiny.json", h5=REFERENCE / "tiny.h5")
     before = _snapshot(store, model_dir)
     result = CliRunner().invoke(main, [a.format(**names) for a in args])
     _assert_usage_error(result, expected)

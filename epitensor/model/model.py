@@ -870,6 +870,54 @@ class Avocado:
 
         return load_model(cls, path, ds, device)
 
+    @classmethod
+    def from_reference(cls, json_path, h5_path, ds, *, region=None, transform: str = "arcsinh", device="auto",
+                       seed: int | None = 0) -> Avocado:
+        """Import a model of the reference Avocado (Keras): the ``NAME.json`` and ``NAME.h5`` of its ``model.save(NAME)``.
+
+        Read with h5py (``pip install 'epitensor[reference]'``), never TensorFlow. The result is a
+        fitted model like any other: it imputes the reference's predictions (float32, same function),
+        saves with :meth:`save`, loads with :meth:`load`, and can be trained further. See
+        :mod:`epitensor.model.reference` for how the layers and positions correspond.
+
+        Parameters
+        ----------
+        json_path, h5_path : str or Path
+            The reference's hyper-parameters and weights.
+        ds : xarray.Dataset or path
+            The store. It must hold every celltype and assay of the model (matched by name, in any
+            order; the model keeps the reference's order); it may hold more.
+        region : str or tuple, optional
+            Where the reference's positions lie: its position ``i`` is bin ``i`` of ``region``
+            (default: the store's first contig). It must start on a multiple of 5 kbp and hold at
+            least ``n_genomic_positions`` bins; the model covers the first ``n_genomic_positions``.
+        transform : {"arcsinh", "none"}, default "arcsinh"
+            The scale of the signal the reference model was trained on (arcsinh for the published
+            models); it must be the store's ``transform``, as neither network transforms its output.
+        device : str, default "auto"
+            As in :class:`Avocado`. Predictions stay float32 (``config.autocast=False``) on every device.
+        seed : int or None, default 0
+            Seed of further training.
+
+        Raises
+        ------
+        ReferenceModelError
+            The json is not a reference model's, or the h5 is not HDF5, lacks layers, or holds weights
+            that do not fit the json (the message names the file and what is wrong).
+        ModelError
+            The store lacks celltypes or assays of the model, holds signal on another scale than
+            ``transform``, or ``region`` does not fit its positions.
+
+        Examples
+        --------
+        >>> model = et.Avocado.from_reference("avocado.json", "avocado.h5", "roadmap.zarr", region="pilot")  # doctest: +SKIP
+        >>> model.impute("E065", "H3K27me3", region="pilot:0-1,000,000")                                   # doctest: +SKIP
+        >>> model.save("imported-model/")                                                                  # doctest: +SKIP
+        """
+        from .reference import import_reference
+
+        return import_reference(cls, json_path, h5_path, ds, region=region, transform=transform, device=device, seed=seed)
+
 
 def check_compatible(model_labels: dict, genome_attrs: dict, ds: xr.Dataset) -> None:
     """Raise ModelError naming how the store ``ds`` differs from what a saved model needs."""
