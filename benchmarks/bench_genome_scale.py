@@ -55,7 +55,7 @@ def scale_out(tmp: Path, n_blocks: int, epochs: int, repeats: int = 2) -> pd.Dat
     n = (n_blocks + 1) * 4_000
     genome = et.Genome.single_contig("bench", n, assembly="bench", chunk_bins=4_000)
     ds = et.datasets.synthetic(tmp / "base.zarr", n_biosamples=16, n_assays=10, genome=genome, missing=0.5, seed=0)
-    model = et.Avocado(ds, seed=0, device="cpu", **SMALL)
+    model = et.Avocado(ds, preset="paper", seed=0, device="cpu", **SMALL)
     model.fit(region="bench:0-100kb", epochs=3, progress=False)
     model.save(tmp / "model")
     region = f"bench:100kb-{n * 25}"
@@ -104,7 +104,7 @@ def scale_out(tmp: Path, n_blocks: int, epochs: int, repeats: int = 2) -> pd.Dat
 def paper_block(tmp: Path, epochs: int) -> dict:
     genome = et.Genome.single_contig("bench", 80_000, assembly="bench")  # two 1 Mb chunks
     ds = et.datasets.synthetic(tmp / "paper.zarr", n_biosamples=8, n_assays=6, genome=genome, missing=0.5, seed=0)
-    model = et.Avocado(ds, seed=0, device="cpu")  # paper preset: 2 x 2048, batch 40,000
+    model = et.Avocado(ds, preset="paper", seed=0, device="cpu")  # paper preset: 2 x 2048, batch 40,000
     model.fit(region="bench:0-1Mb", epochs=1, progress=False)
     pairs = [(model.biosamples[0], a) for a in model.assays[:2]]
     report = model.fit_genome(region="bench:1Mb-2Mb", block_size="1Mb", epochs=epochs, write_imputed=pairs,

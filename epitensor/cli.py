@@ -229,9 +229,12 @@ def _label(ds, kind: str, label: str) -> str:
 @click.argument("store", type=click.Path())
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @_region_option("every contig")
-@click.option("--epochs", type=_EPOCHS, default=200, show_default=True, help="Passes over the training positions.")
+@click.option("--epochs", type=_EPOCHS, default=None,
+              help="Passes over the training positions [default: 200, or fewer when validation stops the fit].")
 @click.option("--minutes", type=_MINUTES, default=None, help="Training budget (stop after the epoch that passes it).")
-@click.option("--preset", default="paper", show_default=True, help="paper (published configuration) or small.")
+@click.option("--preset", type=click.Choice(["auto", "paper", "small"]), default="auto", show_default=True,
+              help="auto (chosen from the compendium, stops on held-out tracks), paper (the published "
+                   "configuration, exactly) or small.")
 @_DEVICE_OPTION
 @click.option("--seed", type=int, default=0, show_default=True)
 @_friendly_errors

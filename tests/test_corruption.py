@@ -103,7 +103,7 @@ for store, variable, track in json.loads(sys.argv[1]):
         continue
     b, a = str(ds.biosample.values[track[0]]), str(ds.assay.values[track[1]])
     var = variable if variable in ("signal", "held_out") else "signal"
-    model = et.Avocado(ds, device="cpu")
+    model = et.Avocado(ds, preset="paper", device="cpu")
     if variable == "genome_factors_25bp":
         reads = {"values": lambda: ds.genome_factors_25bp.values}
     else:

@@ -23,7 +23,7 @@ def base(tmp_path_factory):
     """A fully observed 8 x 4 x 2,000 synthetic store and a model trained on its first 7 biosamples."""
     root = tmp_path_factory.mktemp("extend")
     ds = et.datasets.synthetic(root / "store.zarr", n_biosamples=8, n_assays=4, n_positions=2_000, missing=0.0, seed=3)
-    model = et.Avocado(ds, seed=1, biosamples=OLD, **TINY)
+    model = et.Avocado(ds, preset="paper", seed=1, biosamples=OLD, **TINY)
     model.fit(epochs=30, progress=False)
     model.save(root / "model")
     return root
@@ -65,7 +65,7 @@ def _assert_old_rows_identical(before, model):
 def test_freeze_keeps_every_old_parameter_and_imputation_bit_identical(base, ds, options):
     model = et.Avocado.load(base / "model", ds)
     if options:  # these add the average activity back: it must stay that of the old tracks
-        model = et.Avocado(ds, seed=1, biosamples=OLD, **options, **TINY)
+        model = et.Avocado(ds, preset="paper", seed=1, biosamples=OLD, **options, **TINY)
         model.fit(epochs=3, progress=False)
     before, imputed = _old_state(model), model.impute(region="synthetic:0-20000").values
     model.add_biosamples(ds, tracks=[(NEW, "H3K4me3")], mode="freeze", epochs=3, progress=False)
@@ -213,7 +213,7 @@ def test_another_store_appends_labels_and_copies_tracks(model, ds, tmp_path):
 def test_new_rows_are_used_with_genome_factors_fitted_beyond_the_training_region(ds):
     """Stage 2 keeps the network and label factors and fits genome factors block by block; a row added
     in freeze mode on the training region then predicts the new biosample in another block."""
-    model = et.Avocado(ds, seed=1, biosamples=OLD, **TINY)
+    model = et.Avocado(ds, preset="paper", seed=1, biosamples=OLD, **TINY)
     model.fit(region="synthetic:0-25000", epochs=30, progress=False)
     model.add_biosamples(ds, tracks=[(NEW, "H3K4me3")], epochs=40, progress=False)
     np.testing.assert_array_equal(model.fitted_positions.positions, np.arange(1_000))  # fitted there only
@@ -256,7 +256,7 @@ def test_other_genome_is_refused(model, tmp_path):
 
 
 def test_untrained_model_and_bad_mode_and_bad_tracks(ds, model):
-    fresh = et.Avocado(ds, biosamples=OLD, **TINY)
+    fresh = et.Avocado(ds, preset="paper", biosamples=OLD, **TINY)
     with pytest.raises(et.ModelError, match="never trained"):
         fresh.add_biosamples(ds, epochs=1, progress=False)
     with pytest.raises(et.ModelError, match="mode must be one of"):

@@ -96,7 +96,7 @@ def stage1(tmp_path_factory):
     root = tmp_path_factory.mktemp("fault")
     pristine = root / "pristine"
     ds = et.datasets.synthetic(pristine / "s.zarr", n_biosamples=4, n_assays=3, genome=GENOME, missing=0.3, seed=2)
-    model = et.Avocado(ds, seed=1, **TINY)
+    model = et.Avocado(ds, preset="paper", seed=1, **TINY)
     model.fit(region=STAGE1, epochs=2, progress=False)
     model.save(pristine / "model")
     model.fit(region="c1:0-30kb", epochs=1, progress=False)  # other genome rows and history: another model

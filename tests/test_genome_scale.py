@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
     """A store and a stage-1 model saved beside it: (store path, model dir)."""
     root = tmp_path_factory.mktemp("genome_scale")
     ds = et.datasets.synthetic(root / "base.zarr", n_biosamples=6, n_assays=4, genome=GENOME, missing=0.4, seed=5)
-    model = et.Avocado(ds, seed=1, **TINY)
+    model = et.Avocado(ds, preset="paper", seed=1, **TINY)
     model.fit(region=STAGE1, epochs=40, progress=False)
     model.save(root / "model")
     return root / "base.zarr", root / "model"
@@ -240,7 +240,7 @@ def test_errors(trained, tmp_path):
     with pytest.raises(et.RegionError, match="not in genome"):
         model.fit_genome(region="chr1", progress=False)
     with pytest.raises(et.ModelError, match="not fitted"):
-        et.Avocado(et.open_dataset(path), **TINY).fit_genome(region="c2", progress=False)
+        et.Avocado(et.open_dataset(path), preset="paper", **TINY).fit_genome(region="c2", progress=False)
     with pytest.raises(et.RegionError, match="no genome factors"):
         model.impute_genome(region="c2", progress=False)
 
@@ -279,7 +279,7 @@ def test_block_imputation_needs_the_training_tracks_it_averages(trained, tmp_pat
     naming them, not NaN imputations."""
     root = tmp_path / "r.zarr"
     ds = et.datasets.synthetic(root, n_biosamples=5, n_assays=3, genome=GENOME, missing=0.3, seed=2)
-    model = et.Avocado(ds, seed=0, baseline_weight=0.5, **TINY)
+    model = et.Avocado(ds, preset="paper", seed=0, baseline_weight=0.5, **TINY)
     model.fit(region=STAGE1, epochs=1, progress=False)
     b, a = model.training_tracks[0]
     group = zarr.open_group(str(root), mode="r+")
@@ -330,7 +330,7 @@ def test_changed_settings_refit_and_replace_markers(trained, tmp_path):
 @pytest.mark.parametrize("options", [dict(residual=True), dict(baseline_weight=0.5)])
 def test_block_imputations_match_predict_with_average_activity(tmp_path, options):
     ds = et.datasets.synthetic(tmp_path / "r.zarr", n_biosamples=5, n_assays=3, genome=GENOME, missing=0.3, seed=2)
-    model = et.Avocado(ds, seed=0, **TINY, **options)
+    model = et.Avocado(ds, preset="paper", seed=0, **TINY, **options)
     model.fit(region=STAGE1, epochs=2, progress=False)
     model.fit_genome(region="c2", block_size="25kb", epochs=2, write_imputed="all", scheduler="synchronous", progress=False)
     imputed = _arrays(tmp_path / "r.zarr", ["imputed"])["imputed"][:, :, 4_000:6_200]

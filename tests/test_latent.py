@@ -184,7 +184,7 @@ def test_tracks_at_regions_select_by_label_on_user_made_objects(store, tmp_path)
 
 
 def test_factors_at_regions_equal_the_models_genome_factors(store, tmp_path):
-    model = et.Avocado(store, seed=0, n_nodes=16, n_layers=1, batch_size=1000)
+    model = et.Avocado(store, preset="paper", seed=0, n_nodes=16, n_layers=1, batch_size=1000)
     model.fit(epochs=1, progress=False)
     gf = model.genome_factors("synthetic:0-200,000")
     bed = tmp_path / "tss.bed"

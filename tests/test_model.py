@@ -30,7 +30,7 @@ def tiny_ds(tmp_path):
 
 @pytest.fixture
 def fitted(tiny_ds):
-    model = et.Avocado(tiny_ds, seed=1, **TINY)
+    model = et.Avocado(tiny_ds, preset="paper", seed=1, **TINY)
     model.fit(epochs=3, progress=False)
     return model
 
@@ -83,7 +83,7 @@ def test_genome_rows_map_positions_to_rows():
 
 # ---------------------------------------------------------------------- learning
 def test_loss_falls(tiny_ds):
-    model = et.Avocado(tiny_ds, seed=0, **TINY)
+    model = et.Avocado(tiny_ds, preset="paper", seed=0, **TINY)
     hist = model.fit(epochs=15, progress=False)
     assert list(hist.columns[:2]) == ["epoch", "loss"] and len(hist) == 15
     assert hist.loss.iloc[-1] < 0.5 * hist.loss.iloc[0]
@@ -97,7 +97,7 @@ def _baseline(ds, b, a):
 
 def test_beats_average_activity_on_held_out_tracks(tmp_path):
     ds = et.datasets.synthetic(tmp_path / "s.zarr", n_biosamples=10, n_assays=6, n_positions=3_000, missing=0.5, seed=2)
-    model = et.Avocado(ds, seed=0, n_nodes=64, batch_size=1_000, n_assay_factors=16, n_biosample_factors=8)
+    model = et.Avocado(ds, preset="paper", seed=0, n_nodes=64, batch_size=1_000, n_assay_factors=16, n_biosample_factors=8)
     model.fit(epochs=60, progress=False)
     hidden = ds.epi.tracks("missing")
     imp = model.impute(region="synthetic")
@@ -112,7 +112,7 @@ def test_beats_average_activity_on_held_out_tracks(tmp_path):
 def test_deterministic_with_seed_on_cpu(tiny_ds):
     runs = []
     for _ in range(2):
-        m = et.Avocado(tiny_ds, seed=7, **TINY)
+        m = et.Avocado(tiny_ds, preset="paper", seed=7, **TINY)
         m.fit(epochs=2, progress=False)
         runs.append(m)
     np.testing.assert_array_equal(runs[0].history.loss, runs[1].history.loss)
@@ -278,7 +278,7 @@ def test_impute_rejects_bad_batch_size_and_device(fitted, tiny_ds):
         with pytest.raises(et.ModelError, match="batch_size"):
             fitted.impute("B00", "H3K4me3", region="synthetic:0-1000", batch_size=bad)
     with pytest.raises(et.ModelError, match="unknown device 'tpu'"):
-        et.Avocado(tiny_ds, device="tpu", **TINY)
+        et.Avocado(tiny_ds, preset="paper", device="tpu", **TINY)
 
 
 def test_impute_to_store_checks_region_before_writing(fitted, tiny_ds):
@@ -293,7 +293,7 @@ def test_imputing_against_a_store_without_the_training_tracks_is_an_error(tmp_pa
     """A model whose imputations add the average activity of training tracks, loaded against a store with the
     same labels but without those tracks, refuses to impute (it would silently give NaN)."""
     ds = et.datasets.synthetic(tmp_path / "a.zarr", n_biosamples=6, n_assays=4, n_positions=1_200, missing=0.2, seed=5)
-    model = et.Avocado(ds, seed=1, baseline_weight=0.5, **TINY)
+    model = et.Avocado(ds, preset="paper", seed=1, baseline_weight=0.5, **TINY)
     model.fit(epochs=1, progress=False)
     model.save(tmp_path / "m")
     other = et.datasets.synthetic(tmp_path / "b.zarr", n_biosamples=6, n_assays=4, n_positions=1_200, missing=0.2, seed=8)
@@ -371,7 +371,7 @@ def test_unknown_labels_list_known_ones(fitted):
 
 
 def test_region_outside_fitted_positions(tiny_ds):
-    model = et.Avocado(tiny_ds, **TINY)
+    model = et.Avocado(tiny_ds, preset="paper", **TINY)
     with pytest.raises(et.ModelError, match="not fitted"):
         model.impute(region="synthetic:0-1000")
     model.fit(region="synthetic:0-10000", epochs=1, progress=False)
@@ -380,7 +380,7 @@ def test_region_outside_fitted_positions(tiny_ds):
 
 
 def test_training_track_errors(tiny_ds):
-    model = et.Avocado(tiny_ds, **TINY)
+    model = et.Avocado(tiny_ds, preset="paper", **TINY)
     missing = tiny_ds.epi.tracks("missing").iloc[0]
     with pytest.raises(et.ModelError, match="not observed"):
         model.fit(tracks=[(missing.biosample, missing.assay)], epochs=1, progress=False)
@@ -398,11 +398,11 @@ def test_empty_and_non_finite_training_data(tiny_ds):
     bi, ai = list(tiny_ds.biosample.values).index(b), list(tiny_ds.assay.values).index(a)
     arr[bi, ai, 10] = np.inf
     with pytest.raises(et.DataError, match=f"{b}/{a}"):
-        et.Avocado(tiny_ds, **TINY).fit(epochs=1, progress=False)
+        et.Avocado(tiny_ds, preset="paper", **TINY).fit(epochs=1, progress=False)
 
 
 def test_diverging_loss_stops_and_keeps_last_good_weights(tiny_ds):
-    model = et.Avocado(tiny_ds, **TINY)
+    model = et.Avocado(tiny_ds, preset="paper", **TINY)
     model.fit(epochs=1, progress=False)
     good = {k: v.clone() for k, v in model.module.state_dict().items()}
     model.config.learning_rate = 1e38
@@ -416,14 +416,14 @@ def test_diverging_loss_stops_and_keeps_last_good_weights(tiny_ds):
 
 
 def test_validation_and_early_stopping(tiny_ds):
-    model = et.Avocado(tiny_ds, validation_fraction=0.1, patience=2, learning_rate=0.05, **TINY)
+    model = et.Avocado(tiny_ds, preset="paper", validation_fraction=0.1, patience=2, learning_rate=0.05, **TINY)
     hist = model.fit(epochs=40, progress=False)
     assert "val_mse" in hist and np.isfinite(hist.val_mse).all()
     assert len(hist) < 40  # stopped early
 
 
 def test_residual_model_predicts_around_average_activity(tiny_ds):
-    model = et.Avocado(tiny_ds, residual=True, **TINY)
+    model = et.Avocado(tiny_ds, preset="paper", residual=True, **TINY)
     model.fit(epochs=1, progress=False)
     b, a = tiny_ds.epi.tracks("missing").iloc[0][["biosample", "assay"]]
     imp = model.impute(b, a, region="synthetic").values[0, 0]
@@ -431,7 +431,7 @@ def test_residual_model_predicts_around_average_activity(tiny_ds):
 
 
 def test_baseline_weight_blends_with_average_activity(tiny_ds):
-    model = et.Avocado(tiny_ds, baseline_weight=1.0, **TINY)
+    model = et.Avocado(tiny_ds, preset="paper", baseline_weight=1.0, **TINY)
     model.fit(epochs=1, progress=False)
     b, a = tiny_ds.epi.tracks("missing").iloc[0][["biosample", "assay"]]
     np.testing.assert_allclose(model.impute(b, a, region="synthetic").values[0, 0], _baseline(tiny_ds, b, a), rtol=1e-5)
@@ -446,14 +446,14 @@ def test_unknown_preset_and_option(tiny_ds):
     with pytest.raises(et.ModelError, match="unknown preset"):
         et.Avocado(tiny_ds, preset="huge")
     with pytest.raises(et.ModelError, match="unknown Avocado options"):
-        et.Avocado(tiny_ds, n_neurons=3)
+        et.Avocado(tiny_ds, preset="paper", n_neurons=3)
 
 
 # ---------------------------------------------------------------------- CUDA
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_training_and_imputation_match_cpu_shapes(tiny_ds):
-    model = et.Avocado(tiny_ds, device="cuda", **TINY)
+    model = et.Avocado(tiny_ds, preset="paper", device="cuda", **TINY)
     hist = model.fit(epochs=5, progress=False)
     assert hist.loss.iloc[-1] < hist.loss.iloc[0]
     assert model.module.genome_25bp.weight.is_cuda
@@ -464,7 +464,7 @@ def test_cuda_training_and_imputation_match_cpu_shapes(tiny_ds):
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_training_tensor_is_16_bit(tiny_ds):
-    model = et.Avocado(tiny_ds, device="cuda", **TINY)
+    model = et.Avocado(tiny_ds, preset="paper", device="cuda", **TINY)
     pairs = model._training_pairs(None)
     data = model._training_data(pairs, GenomeRows.whole_genome(model.genome))
     assert data.values.dtype == torch.float16 and data.values.is_cuda

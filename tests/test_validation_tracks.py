@@ -111,3 +111,32 @@ def test_explicit_validation_tracks_are_checked(ds):
         small_model(ds, patience=0)
     hist = model.fit(epochs=2, validation_tracks=[observed[1]], progress=False)
     assert model.validation_tracks == [tuple(map(str, observed[1]))] and "val_mse" in hist
+
+
+# ---------------------------------------------------------------------------- preset="auto"
+def test_auto_preset_choice_is_deterministic_and_stated(ds, capsys, tmp_path):
+    model = et.Avocado(ds, seed=0, n_nodes=16, batch_size=1_000)
+    line = capsys.readouterr().out.strip()
+    n_tracks = int(ds.observed.sum())
+    assert line.startswith("Avocado preset 'auto' -> small:") and f"{n_tracks} observed tracks" in line
+    assert model.config.preset == "auto" and model.config.auto_choice in line
+    assert et.Avocado(ds, seed=0, n_nodes=16, batch_size=1_000).config == model.config
+    c = model.config
+    assert (c.validation_tracks, c.patience, c.refit, c.validation_fraction, c.n_nodes) == (min(6, n_tracks // 5), 3, True, 0.0, 16)
+    model.fit(epochs=2, progress=False)
+    model.save(tmp_path / "m")
+    capsys.readouterr()
+    loaded = et.Avocado.load(tmp_path / "m", ds)
+    assert loaded.config == model.config and capsys.readouterr().out == ""
+
+
+def test_auto_chooses_paper_for_a_well_covered_compendium_and_paper_stays_exact():
+    from epitensor.model.config import AvocadoConfig, auto_preset
+
+    base, overrides, reason = auto_preset(400, 84, 3_814)  # ENCODE2018-Core's shape
+    assert base == "paper" and overrides == {"validation_tracks": 20, "patience": 5} and "published" in reason
+    assert auto_preset(5, 5, 20) == auto_preset(5, 5, 20)
+    paper = AvocadoConfig.from_preset("paper")
+    assert paper == AvocadoConfig() and paper.validation_tracks == 0 and paper.patience is None and not paper.refit
+    with pytest.raises(et.ModelError, match="auto"):
+        AvocadoConfig.from_preset("fast")

@@ -77,7 +77,7 @@ def test_track_variable_and_labels_added_are_seen_by_xr_open_zarr(store):
 def test_extension_grows_an_xarray_written_store(store, tmp_path):
     ds = et.open_dataset(store)
     assays = ds.assay.values.tolist()
-    model = et.Avocado(ds, seed=0, **TINY)
+    model = et.Avocado(ds, preset="paper", seed=0, **TINY)
     model.fit(region=STAGE1, epochs=2, progress=False)
     source = et.create_store(tmp_path / "new.zarr", {"E900": "new donor"}, assays, GENOME)
     et.write_track(source, "E900", assays[0], np.linspace(0, 2, GENOME.n_positions))
@@ -103,7 +103,7 @@ def test_ingest_into_an_xarray_written_store_twice(tmp_path):
 def test_fit_impute_to_store_and_fit_genome_on_a_local_cluster(store):
     from distributed import Client, LocalCluster
 
-    model = et.Avocado(et.open_dataset(store), seed=0, **TINY)
+    model = et.Avocado(et.open_dataset(store), preset="paper", seed=0, **TINY)
     model.fit(region=STAGE1, epochs=3, progress=False)
     model.write_factors()
     assert {"biosample_factors", "assay_factors", "genome_factors_25bp"} <= set(xr_view(store).data_vars)

@@ -1,8 +1,10 @@
 """Hyper-parameters of the Avocado model and named presets.
 
-``paper`` is the published architecture (Schreiber et al. 2020, Genome Biology) and the default.
+``paper`` is the published architecture and training (Schreiber et al. 2020, Genome Biology).
 ``small`` is for compendia with few biosamples per assay (e.g. the 5 x 5 Roadmap sample), where the
 paper's per-position genome factors overfit; see :data:`PRESETS` for what it changes and why.
+``auto`` (the default of :class:`epitensor.Avocado`) chooses one of them from the compendium and
+adds validation on held-out whole tracks (:func:`auto_preset`).
 """
 
 from __future__ import annotations
@@ -169,7 +171,7 @@ class AvocadoConfig:
 #:   factors gave no gain within the budget.
 #:
 #: Early stopping here watches 5% of the observed entries, which keeps improving while held-out
-#: tracks get worse (an optimistic proxy); validate on whole held-out tracks when you can afford them.
+#: tracks get worse (an optimistic proxy); ``preset="auto"`` validates on whole held-out tracks instead.
 PRESETS: dict[str, dict] = {
     "paper": {},
     "small": {

@@ -139,8 +139,11 @@ class Avocado:
     --------
     >>> import epitensor as et
     >>> ds = et.datasets.synthetic(n_biosamples=4, n_assays=3, n_positions=2_000, missing=0.3, seed=0)
-    >>> model = et.Avocado(ds, n_nodes=16, batch_size=1_000)
+    >>> model = et.Avocado(ds, n_nodes=16, batch_size=1_000)  # doctest: +ELLIPSIS
+    Avocado preset 'auto' -> small: 8 observed tracks, 2.7 per assay ...
     >>> history = model.fit(epochs=2, progress=False)
+    >>> model.config.validation_tracks, len(model.training_tracks)  # refit on every track after validation
+    (1, 8)
     >>> model.impute("B00", "H3K4me3", region="synthetic:0-1000").dims
     ('biosample', 'assay', 'position')
     >>> model.factors("biosample").shape
