@@ -140,3 +140,18 @@ def test_auto_chooses_paper_for_a_well_covered_compendium_and_paper_stays_exact(
     assert paper == AvocadoConfig() and paper.validation_tracks == 0 and paper.patience is None and not paper.refit
     with pytest.raises(et.ModelError, match="auto"):
         AvocadoConfig.from_preset("fast")
+
+
+def test_tuned_baseline_weight_minimises_the_held_out_mse(ds):
+    model = small_model(ds, patience=50, baseline_weight=0.5, tune_baseline_weight=True)
+    model.fit(epochs=4, validation_tracks=3, progress=False)
+    w = model.config.baseline_weight
+    assert 0.0 <= w <= 1.0 and w != 0.5
+    positions = validation_positions(np.arange(4_000))
+    at = {}
+    for value in (w, min(1.0, w + 0.1), max(0.0, w - 0.1)):
+        model.config.baseline_weight = value
+        at[value] = held_out_mse(model, positions)
+    assert at[w] <= min(at.values()) + 1e-9
+    with pytest.raises(et.ModelError, match="average activity"):
+        small_model(ds, tune_baseline_weight=True).fit(epochs=1, validation_tracks=1, progress=False)

@@ -46,6 +46,10 @@ class AvocadoConfig:
         Imputations are ``(1 - w) * network + w * average activity`` (shrinkage toward the
         baseline; the network's output includes the average activity when ``residual``). Training is
         unchanged. The paper uses none.
+    tune_baseline_weight : bool, default False
+        After a fit with validation tracks, set ``baseline_weight`` to the value in [0, 1] that
+        minimises their MSE (the network's share is chosen by evidence rather than fixed; a refit
+        keeps it).
     validation_fraction : float, default 0.0
         Fraction of the observed (track, position) entries of the training region hidden from
         training and used to score each epoch (``val_mse`` in the history).
@@ -92,6 +96,7 @@ class AvocadoConfig:
     genome_l2: float = 0.0
     residual: bool = False
     baseline_weight: float = 0.0
+    tune_baseline_weight: bool = False
     validation_fraction: float = 0.0
     validation_tracks: int = 0
     patience: int | None = None

@@ -45,7 +45,14 @@ from .config import AvocadoConfig, auto_preset
 from .module import AvocadoModule
 from .offsets import combine_with_average, leave_one_out_mean, offset_applies
 from .positions import GenomeRows
-from .training import build_training_data, held_out_tracks, predict_pairs, resolve_options, train
+from .training import (
+    best_baseline_weight,
+    build_training_data,
+    held_out_tracks,
+    predict_pairs,
+    resolve_options,
+    train,
+)
 from .validation import resolve_validation_tracks, validation_positions
 
 #: Epochs of ``fit`` when none are given: the paper's fixed budget, or the cap of a validated fit.
@@ -311,6 +318,10 @@ class Avocado:
             self._optimizer = None
         seed = seed if seed is not None else (None if self.seed is None else self.seed + len(self.history))
         hist = self._train(data, epochs, seed, progress, time_limit, parameters, grad_masks)
+        if held and self.config.tune_baseline_weight:
+            _, autocast = resolve_options(self.config, self.device)
+            self.config.baseline_weight = round(best_baseline_weight(
+                self.module, data.held_out, self.config, max(self.config.batch_size, 2**16), autocast), 4)
         if not refit:
             return hist
         chosen = int(np.nanargmin(hist["val_mse"].to_numpy())) + 1 if "val_mse" in hist else len(hist)

@@ -227,6 +227,26 @@ def held_out_mse(module: AvocadoModule, held: HeldOutTracks, config: AvocadoConf
     return float((pred - held.values).square().mean())
 
 
+def best_baseline_weight(module: AvocadoModule, held: HeldOutTracks, config: AvocadoConfig, batch_size: int,
+                         autocast: bool) -> float:
+    """The ``baseline_weight`` in [0, 1] that minimises the held-out tracks' MSE (closed form).
+
+    The imputation is ``(1 - w) * net + w * avg`` (``net`` includes the average under
+    ``residual``), so the best ``w`` is ``<net - y, net - avg> / |net - avg|^2``, clipped to [0, 1].
+    """
+    if held.average is None:
+        raise ModelError("choosing baseline_weight on validation tracks needs their average activity "
+                         "(set baseline_weight > 0 or residual=True)")
+    net = predict_pairs(module, held.biosample, held.assay, held.rows, batch_size, autocast)
+    if config.residual:
+        net = net + held.average
+    gap = net - held.average
+    denom = float(gap.square().sum())
+    if denom == 0:
+        return float(config.baseline_weight)
+    return min(1.0, max(0.0, float(((net - held.values) * gap).sum()) / denom))
+
+
 @torch.inference_mode()
 def predict_pairs(module: AvocadoModule, biosample: torch.Tensor, assay: torch.Tensor, rows, batch_size: int,
                   autocast: bool = False) -> torch.Tensor:
