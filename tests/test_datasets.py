@@ -53,6 +53,8 @@ def test_fetch_reports_download_failures(tmp_path, monkeypatch):
     monkeypatch.setattr(pooch.Pooch, "fetch", refuse)
     with pytest.raises(et.DownloadError, match="EPITENSOR_DATA"):
         et.datasets.fetch_roadmap_pilot(tmp_path, progress=False)
+    with pytest.raises(et.DownloadError, match=r"FIREs\.E116\.\w+\.npy.*\.npy files"):
+        et.datasets.fetch_avocado_downstream(tmp_path, progress=False)
 
 
 def test_encode_core_experiment_list(encode_core):

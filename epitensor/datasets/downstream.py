@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import ArgumentError, DataError, DownloadError
+from ..exceptions import ArgumentError, DataError
+from .fetch import fetch_registry
 from .roadmap import BASE_URL
 
 #: Biosample, feature sets and how labels are made, per task.
@@ -67,19 +68,7 @@ def fetch_avocado_downstream(cache_dir=None, progress: bool = True) -> Path:
 
     Files already in ``cache_dir`` with the right hash are not downloaded again.
     """
-    import pooch
-
-    cache_dir = Path(cache_dir) if cache_dir else Path(pooch.os_cache("epitensor")) / "avocado_downstream"
-    fetcher = pooch.create(path=cache_dir, base_url=BASE_URL, registry=registry(), retry_if_failed=3)
-    for name in sorted(fetcher.registry):
-        try:
-            fetcher.fetch(name, progressbar=progress)
-        except Exception as err:  # network errors, hash mismatches
-            raise DownloadError(
-                f"could not download {BASE_URL}{name} ({err}); check the network, or point EPITENSOR_DATA "
-                "at a folder holding the .npy files (path=... works too)"
-            ) from err
-    return cache_dir
+    return fetch_registry(registry(), BASE_URL, "avocado_downstream", cache_dir, progress, kind=".npy")
 
 
 def avocado_downstream(task: str = "FIREs", *, path=None) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -18,6 +18,7 @@ import xarray as xr
 from ..exceptions import DataError, DownloadError, LabelError
 from ..genome import Genome
 from ..store import TrackWriter, create_store, open_dataset
+from .fetch import fetch_registry
 
 BIOSAMPLES = {
     "E003": "H1 embryonic stem cells",
@@ -57,19 +58,7 @@ def fetch_roadmap_pilot(cache_dir=None, progress: bool = True) -> Path:
     progress : bool, default True
         Show a download progress bar.
     """
-    import pooch
-
-    cache_dir = Path(cache_dir) if cache_dir else Path(pooch.os_cache("epitensor")) / "roadmap_pilot"
-    fetcher = pooch.create(path=cache_dir, base_url=BASE_URL, registry=registry(), retry_if_failed=3)
-    for name in sorted(fetcher.registry):
-        try:
-            fetcher.fetch(name, progressbar=progress)
-        except Exception as err:  # network errors, hash mismatches
-            raise DownloadError(
-                f"could not download {BASE_URL}{name} ({err}); check the network, or point "
-                "EPITENSOR_DATA at a folder holding the .npz files (path=... works too)"
-            ) from err
-    return cache_dir
+    return fetch_registry(registry(), BASE_URL, "roadmap_pilot", cache_dir, progress, kind=".npz")
 
 
 def find_local_copy() -> Path | None:
