@@ -208,8 +208,9 @@ def auto_preset(n_biosamples: int, n_assays: int, n_tracks: int) -> tuple[str, d
 
     Both validate on held-out whole tracks (``validation_tracks``: as many as the larger of the
     biosample and assay counts, at most a fifth of the tracks and at most 20) and stop when those
-    stop improving (``patience``); ``small`` then refits on every track for the chosen epochs, since
-    its validation tracks are a large share of the data.
+    stop improving (``patience``); ``small`` also chooses its blend with the average activity on
+    them (``tune_baseline_weight``) and then refits on every track for the chosen epochs, since its
+    validation tracks are a large share of the data.
 
     Parameters
     ----------
@@ -231,8 +232,10 @@ def auto_preset(n_biosamples: int, n_assays: int, n_tracks: int) -> tuple[str, d
     n_val = max(1, min(max(n_biosamples, n_assays), n_tracks // 5, 20))
     facts = f"{n_tracks} observed tracks, {per_assay:.1f} per assay"
     if per_assay < FEW_TRACKS_PER_ASSAY:
-        overrides = {"validation_fraction": 0.0, "validation_tracks": n_val, "patience": 3, "refit": True}
+        overrides = {"validation_fraction": 0.0, "validation_tracks": n_val, "patience": 3, "refit": True,
+                     "tune_baseline_weight": True}
         return "small", overrides, (f"{facts} (< {FEW_TRACKS_PER_ASSAY}: the paper's per-bin genome factors overfit); "
-                                    f"stops on {n_val} held-out track(s), then refits on all")
+                                    f"stops on {n_val} held-out track(s) and blends with the average activity as "
+                                    "they say, then refits on all")
     overrides = {"validation_tracks": n_val, "patience": 5}
     return "paper", overrides, f"{facts}: the published architecture, stopping on {n_val} held-out tracks"
