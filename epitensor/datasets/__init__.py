@@ -4,7 +4,7 @@ feature sets, and a synthetic generator."""
 from .bigwigs import synthetic_bigwigs, write_bigwig
 from .downstream import avocado_downstream, fetch_avocado_downstream
 from .encode import experiment_mask, read_encode_experiments, short_assay_name
-from .encode_peaks import encode_peaks, encode_peaks_manifest, fetch_encode_peaks
+from .peaks import encode_peaks, encode_peaks_manifest, fetch_encode_peaks
 from .roadmap import LATIN_SQUARE, fetch_roadmap_pilot, roadmap_pilot
 from .synthetic import synthetic, synthetic_tensor
 
