@@ -339,3 +339,24 @@ def test_download_keeps_chr21_chr22_rows_and_checks_their_hash(peaks_dir, tmp_pa
     changed.write_bytes(gzip.compress(narrow("chr21", 10, 500).encode() + b"\n"))
     with pytest.raises(et.exceptions.DownloadError, match="does not match its sha256"):
         peaks_dataset.fetch_encode_peaks(tmp_path / "cache2", progress=False)
+
+
+def test_cli_ingests_peak_files_with_options(tmp_path):
+    from click.testing import CliRunner
+
+    from epitensor.cli import main
+
+    manifest = small_manifest(tmp_path)
+    manifest.loc[len(manifest)] = ["B2", "CTCF", str(tmp_path / "absent.narrowPeak")]
+    manifest.to_csv(tmp_path / "m.tsv", sep="\t", index=False)
+    sizes = tmp_path / "test.chrom.sizes"
+    sizes.write_text("chr1\t60013\nchr2\t30007\n")
+    args = ["ingest", str(tmp_path / "m.tsv"), str(tmp_path / "s.zarr"), "--assembly", str(sizes), "--peak-value", "signalValue", "--transform", "none"]
+    failed = CliRunner().invoke(main, args)
+    assert failed.exit_code != 0 and "absent.narrowPeak (B2/CTCF) does not exist" in failed.output
+    with pytest.warns(MissingFilesWarning):
+        result = CliRunner().invoke(main, [*args, "--missing-files", "report"])
+    assert result.exit_code == 0, result.output
+    ds = et.open_dataset(tmp_path / "s.zarr")
+    assert ds.attrs["peaks"]["value"] == "signalValue" and [e["path"] for e in ds.attrs["absent_files"]] == [str(tmp_path / "absent.narrowPeak")]
+    assert int(ds.observed.sum()) == 4  # B2/CTCF has its own file as well as the absent one
