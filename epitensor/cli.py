@@ -162,13 +162,19 @@ def info(store):
 @click.option("--transform", type=click.Choice(["arcsinh", "none"]), default=None, help="Signal transform (default arcsinh).")
 @click.option("--missing-chroms", type=click.Choice(["error", "zero"]), default="error", show_default=True,
               help="A contig absent from a file: error, or treat as zero coverage.")
+@click.option("--peak-value", type=click.Choice(["coverage", "signalValue", "pValue", "qValue"]), default="coverage",
+              show_default=True, help="What a bin of a peak-file track holds: 1/0 coverage or the largest value of a column.")
+@click.option("--missing-files", type=click.Choice(["error", "report"]), default="error", show_default=True,
+              help="A listed file that does not exist: error, or report it and leave its track unobserved.")
 @click.option("--cache-dir", type=click.Path(), default=None, help="Where URLs are downloaded.")
 @click.option("--overwrite", is_flag=True, help="Replace tracks the store already holds.")
 @_friendly_errors
-def ingest(manifest, store, assembly, chroms, workers, scheduler, transform, missing_chroms, cache_dir, overwrite):
-    """Ingest the bigWig files of a manifest into a store (parallel, resumable).
+def ingest(manifest, store, assembly, chroms, workers, scheduler, transform, missing_chroms, peak_value, missing_files,
+           cache_dir, overwrite):
+    """Ingest the bigWig or peak files (narrowPeak, broadPeak, BED) of a manifest into a store (parallel, resumable).
 
-    MANIFEST is an ENCODE2018 experiment list or a TSV/CSV with biosample, assay and path columns.
+    MANIFEST is an ENCODE2018 experiment list or a TSV/CSV with biosample, assay and path columns
+    (peak files of one track may be listed on several rows: replicates, merged).
     Rerun the same command after an interruption: only missing pieces are ingested.
 
     \b
@@ -180,7 +186,8 @@ def ingest(manifest, store, assembly, chroms, workers, scheduler, transform, mis
     with _connected(scheduler) as client:
         path = run_ingest(manifest, store, assembly=assembly, chroms=chroms, workers=workers,
                           scheduler=None if client else scheduler, client=client, transform=transform,
-                          missing_chroms=missing_chroms, cache_dir=cache_dir, overwrite=overwrite)
+                          missing_chroms=missing_chroms, peak_value=peak_value, missing_files=missing_files,
+                          cache_dir=cache_dir, overwrite=overwrite)
     from .store import open_dataset
 
     click.echo(open_dataset(path).epi.summary())

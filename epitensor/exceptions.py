@@ -90,3 +90,8 @@ class CorruptChunkError(DataError):
     def __init__(self, message: str, *, store=None, variable=None, key=None, track=None, problem=None):
         super().__init__(message)
         self.store, self.variable, self.key, self.track, self.problem = store, variable, key, track, problem
+
+
+class MissingFilesWarning(UserWarning):
+    """Files of a manifest that do not exist, left out of an ingest asked to report them
+    (``missing_files="report"``); the store's ``absent_files`` attribute lists them."""

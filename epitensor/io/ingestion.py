@@ -1,4 +1,4 @@
-"""``ingest``: a folder of bigWig files and a manifest -> an epigenome tensor store.
+"""``ingest``: a folder of bigWig or peak files and a manifest -> an epigenome tensor store.
 
 Plan: validate everything first (manifest, files, contigs and their lengths, labels), so bad input
 leaves the store as it was; then one Dask task per (track, chunk of a contig) reads, bins and
@@ -8,6 +8,10 @@ that piece into the store's ``ingest_progress`` group (one file per piece, renam
 concurrent writers never touch the same file). The driver marks a track ``observed`` once all its
 pieces are recorded. A rerun, after an interruption or a ``kill -9``, ingests only the pieces
 without a record and ends with the same store as an uninterrupted run.
+
+Peak files (narrowPeak, broadPeak, BED; :mod:`epitensor.io.peaks`) go through the same pieces,
+tasks and records: a peak track's piece lists its replicate files, and its chunk task paints the
+bins from the parsed peaks instead of reading a bigWig.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numbers
 import os
 import sys
 import tempfile
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -34,6 +39,7 @@ from ..exceptions import (
     EpitensorError,
     GenomeError,
     LabelError,
+    MissingFilesWarning,
     SchemaError,
     WriteError,
 )
@@ -48,8 +54,9 @@ from ..store import (
     set_observed,
     sync_metadata,
 )
-from .bigwig import find_non_finite, inspect_bigwig, match_contigs, read_bins
+from .bigwig import apply_transform, find_non_finite, inspect_bigwig, match_contigs, read_bins
 from .manifest import fetch, is_url, read_manifest
+from .peaks import PEAK_RULES, cached_peaks, check_peak_value, is_peak_file, peak_bins
 
 #: Group of the store holding one completion record per (track, contig) piece.
 PROGRESS_GROUP = "ingest_progress"
@@ -70,6 +77,9 @@ class Piece:
     check: bool  # look for NaN/inf while reading (files without a total summary)
     b: int
     a: int
+    files: tuple = ()  # peak tracks: the local replicate files (empty for a bigWig track)
+    peak_value: str | None = None  # peak tracks: what a bin holds (epitensor.io.peaks)
+    peak_missing: str = "error"  # peak tracks: missing_chroms (a file with no row on the assembly)
 
     @property
     def record_name(self) -> str:
@@ -77,7 +87,7 @@ class Piece:
 
     def record(self) -> dict:
         """What the completion record holds; a record that differs means the piece is redone."""
-        return {
+        record = {
             "biosample": self.biosample,
             "assay": self.assay,
             "contig": self.contig,
@@ -86,6 +96,9 @@ class Piece:
             "file_contig": self.file_contig,
             "transform": self.transform,
         }
+        if self.files:
+            record["peak_value"] = self.peak_value
+        return record
 
 
 def ingest(
@@ -99,18 +112,22 @@ def ingest(
     client=None,
     transform: str | None = None,
     missing_chroms: str = "error",
+    peak_value: str = "coverage",
+    missing_files: str = "error",
     cache_dir=None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Ingest the bigWig tracks of a manifest into an epigenome tensor store (parallel, resumable).
+    """Ingest the bigWig or peak tracks of a manifest into an epigenome tensor store (parallel, resumable).
 
     Parameters
     ----------
     manifest : str, Path or pandas.DataFrame
         An ENCODE2018 experiment list or a table with ``biosample``, ``assay``, ``path`` columns
         (see :func:`epitensor.io.read_manifest`). Paths are local files or URLs; URLs are
-        downloaded into ``cache_dir`` first.
+        downloaded into ``cache_dir`` first. A path ending in ``.narrowPeak``, ``.broadPeak`` or
+        ``.bed`` (optionally ``.gz``) is a peak file; a track may list several peak files
+        (replicates), merged as ``peak_value`` says.
     store : str or Path
         The zarr store. Created from the manifest's labels when it does not exist; otherwise the
         tracks are added to it (their labels must exist in it).
@@ -132,9 +149,25 @@ def ingest(
     client : distributed.Client, optional
         Run the tasks on this cluster (workers must see the same file system).
     transform : {"arcsinh", "none"}, optional
-        Default: the store's transform, or ``"arcsinh"`` for a new store. Recorded in its attrs.
+        Default: the store's transform, or for a new store ``"none"`` when peak coverage is
+        ingested (0/1 values are not transformed; another transform is refused) and ``"arcsinh"``
+        otherwise. Recorded in its attrs.
     missing_chroms : {"error", "zero"}, default "error"
-        A contig absent from a file is an error (listing the file's contigs), or zero coverage.
+        A contig absent from a bigWig file is an error (listing the file's contigs), or zero
+        coverage. For a peak file: a file without a row on any contig of the assembly is an
+        error, or no peaks (a store contig without peaks is always 0).
+    peak_value : {"coverage", "signalValue", "pValue", "qValue"}, default "coverage"
+        What a bin of a peak track holds: 1.0 where a peak overlaps the bin by >= 1 bp and 0.0
+        elsewhere, or the largest value of that column (``pValue``/``qValue`` are -log10, as the
+        files store them) over the peaks overlapping the bin. Replicate files are merged by the
+        union of their peaks (coverage) or the largest value. Recorded in the store's ``peaks``
+        attribute with these rules; see :mod:`epitensor.io.peaks`.
+    missing_files : {"error", "report"}, default "error"
+        A local file of the manifest that does not exist is an error naming it, or, with
+        ``"report"``, left out: a track without any of its files stays unobserved, a track with
+        some replicates is made of the others. Absent files are then named in a
+        :class:`~epitensor.exceptions.MissingFilesWarning` and in the store's ``absent_files``
+        attribute (biosample, assay, path).
     cache_dir : str or Path, optional
         Where URLs are downloaded (files already there are used as they are).
     overwrite : bool, default False
@@ -150,16 +183,20 @@ def ingest(
     Raises
     ------
     ArgumentError
-        ``workers``, ``scheduler``, ``transform`` or ``missing_chroms`` outside their choices
-        (checked before anything is read or written).
+        ``workers``, ``scheduler``, ``transform``, ``missing_chroms``, ``peak_value`` or
+        ``missing_files`` outside their choices, or a transform other than ``"none"`` for peak
+        coverage (checked before anything is read or written).
     ManifestError
         A manifest that cannot be read, a missing column, an empty label or a track listed twice.
     DataError
-        A file that is missing, empty, not a bigWig, damaged, or holds NaN/infinite values.
+        A file that is missing (without ``missing_files="report"``), empty, not a bigWig, damaged,
+        or holds NaN/infinite values; a peak file with wrong columns, a coordinate that is not a
+        whole number or a value that is not given (naming the file and line).
     WriteError
         The store cannot be written (a full disk, no permission).
     GenomeError
-        A contig missing from a file, or contig lengths of another genome build.
+        A contig missing from a file, contig lengths of another genome build, a peak past the end
+        of its contig, or a peak file without a row on a contig of the assembly.
     LabelError
         Labels absent from an existing store, or tracks it already holds (without ``overwrite``).
 
@@ -174,18 +211,22 @@ def ingest(
     PosixPath('compendium.zarr')
     >>> da = et.open_dataset("compendium.zarr").signal                                          # doctest: +SKIP
     """
-    _check_arguments(workers, scheduler, transform, missing_chroms)
+    _check_arguments(workers, scheduler, transform, missing_chroms, peak_value, missing_files)
     store = Path(store)
     table = read_manifest(manifest)
+    has_peaks = bool(table["path"].map(is_peak_file).any())
     exists = (store / "zarr.json").is_file()
     if exists:
         genome, transform, labels = _existing_store(store, assembly, chroms, transform)
         _check_labels(table, labels, store)
     else:
-        genome, transform = _new_genome(assembly, chroms), transform or "arcsinh"
-        labels = None
+        genome, labels = _new_genome(assembly, chroms), None
+        transform = transform or ("none" if has_peaks and peak_value == "coverage" else "arcsinh")
+    if has_peaks:
+        _check_peak_store(store, exists, transform, peak_value)
     local = _localise(table, cache_dir, progress)
-    pieces = _plan_pieces(table, local, genome, transform, missing_chroms, labels)
+    absent = _absent_files(table, local, missing_files)
+    pieces = _plan_pieces(table, local, genome, transform, missing_chroms, labels, peak_value, absent)
     if exists:
         todo, redo_tracks = _pending(store, pieces, overwrite)  # reads only; may refuse
     else:
@@ -194,6 +235,7 @@ def ingest(
         todo, redo_tracks = pieces, set()
     # validation is over: from here on the store changes
     with _writing(store):
+        _record_peak_attrs(store, table, has_peaks, peak_value, absent)
         _prepare_progress(store, todo)
         if redo_tracks:
             set_observed(store, sorted(redo_tracks), False)
@@ -240,9 +282,11 @@ def _write_error(store, err: OSError, what: str = "") -> WriteError:
 #: Schedulers :func:`ingest` takes (``None``: the active distributed client, else threads).
 SCHEDULERS = ("threads", "processes", "sync", "distributed")
 MISSING_CHROMS = ("error", "zero")
+#: What :func:`ingest` does with a manifest file that does not exist.
+MISSING_FILES = ("error", "report")
 
 
-def _check_arguments(workers, scheduler, transform, missing_chroms) -> None:
+def _check_arguments(workers, scheduler, transform, missing_chroms, peak_value="coverage", missing_files="error") -> None:
     """Reject bad arguments before anything is read or written."""
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1):
         raise ArgumentError(f"workers must be a whole number of at least 1 (or None for one per core), got {workers!r}")
@@ -254,6 +298,12 @@ def _check_arguments(workers, scheduler, transform, missing_chroms) -> None:
         raise ArgumentError(
             f"missing_chroms must be one of {list(MISSING_CHROMS)} (a contig absent from a file is an error, "
             f"or zero coverage), got {missing_chroms!r}"
+        )
+    check_peak_value(peak_value)
+    if missing_files not in MISSING_FILES:
+        raise ArgumentError(
+            f"missing_files must be one of {list(MISSING_FILES)} (a file that does not exist is an error, "
+            f"or reported and its track left unobserved), got {missing_files!r}"
         )
 
 
@@ -309,6 +359,64 @@ def _check_labels(table, labels, store):
             )
 
 
+def _check_peak_store(store, exists, transform, peak_value) -> None:
+    """Peak coverage is stored as 0/1; a store holds one kind of peak value."""
+    if peak_value == "coverage" and transform != "none":
+        where = f"store {store} holds {transform!r}-transformed signal" if exists else f"transform={transform!r} was asked for"
+        raise ArgumentError(
+            f"{where}, but peak coverage is 0/1 and is stored untransformed: ingest peak coverage "
+            "with transform='none' (or None) into a store of transform 'none', or choose a value "
+            "column (peak_value='signalValue', 'pValue' or 'qValue')"
+        )
+    if exists:
+        have = _open_group(store).attrs.get("peaks")
+        if have is not None and have.get("value") != peak_value:
+            raise SchemaError(
+                f"store {store} holds peak tracks of {have.get('value')!r}; ingest with "
+                f"peak_value={have.get('value')!r}, or put {peak_value!r} tracks in another store"
+            )
+
+
+def _absent_files(table, local, missing_files) -> set[int]:
+    """Rows of the manifest whose local file does not exist (an error unless reported)."""
+    rows = {i for i, file in enumerate(local) if not os.path.exists(file)}
+    if rows and missing_files == "error":
+        i = min(rows)
+        raise DataError(
+            f"{local[i]} ({table['biosample'][i]}/{table['assay'][i]}) does not exist"
+            + (f" (and {len(rows) - 1} more of the manifest's files)" if len(rows) > 1 else "")
+            + "; check the path in the manifest, or pass missing_files='report' to leave the "
+            "tracks without a file unobserved"
+        )
+    return rows
+
+
+def _record_peak_attrs(store, table, has_peaks, peak_value, absent) -> None:
+    """Write the store's ``peaks`` rules and its ``absent_files`` (this manifest's tracks replace
+    their old entries), and warn about the absent files."""
+    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    update = {}
+    if has_peaks:
+        update["peaks"] = {"value": peak_value, **PEAK_RULES}
+    tracks = set(zip(table["biosample"], table["assay"]))
+    old = [e for e in root.attrs.get("absent_files", []) if (e["biosample"], e["assay"]) not in tracks]
+    new = [{"biosample": table["biosample"][i], "assay": table["assay"][i], "path": table["path"][i]} for i in sorted(absent)]
+    if new or old or "absent_files" in root.attrs:
+        update["absent_files"] = old + new
+    if update:
+        root.attrs.update(update)
+        sync_metadata(store)
+    if new:
+        shown = "; ".join(f"{e['biosample']}/{e['assay']}: {e['path']}" for e in new[:10])
+        warnings.warn(
+            f"{len(new)} file(s) of the manifest do not exist and were left out ({shown}"
+            f"{' ...' if len(new) > 10 else ''}); tracks without any file stay unobserved. "
+            f"The list is in the store's attrs['absent_files']",
+            MissingFilesWarning,
+            stacklevel=3,
+        )
+
+
 def _localise(table, cache_dir, progress) -> list[str]:
     urls = sorted({p for p in table["path"] if is_url(p)})
     got = {}
@@ -321,7 +429,7 @@ def _localise(table, cache_dir, progress) -> list[str]:
     return [got.get(p, p) for p in table["path"]]
 
 
-def _plan_pieces(table, local, genome, transform, missing, labels) -> list[Piece]:
+def _plan_pieces(table, local, genome, transform, missing, labels, peak_value="coverage", absent=frozenset()) -> list[Piece]:
     if labels is None:
         b_names, a_names = list(pd.unique(table["biosample"])), list(pd.unique(table["assay"]))
     else:
@@ -329,7 +437,15 @@ def _plan_pieces(table, local, genome, transform, missing, labels) -> list[Piece
     b_idx = label_index(b_names, list(table["biosample"]), "biosample")
     a_idx = label_index(a_names, list(table["assay"]), "assay")
     pieces = []
-    for row, file, b, a in zip(table.itertuples(index=False), local, b_idx, a_idx):
+    replicates: dict[tuple, list[int]] = {}
+    for i, path in enumerate(table["path"]):
+        if is_peak_file(path):
+            replicates.setdefault((table["biosample"][i], table["assay"][i]), []).append(i)
+    for rows in replicates.values():
+        pieces += _plan_peak_track(table, local, genome, transform, missing, peak_value, [i for i in rows if i not in absent], int(b_idx[rows[0]]), int(a_idx[rows[0]]))
+    for i, (row, file, b, a) in enumerate(zip(table.itertuples(index=False), local, b_idx, a_idx)):
+        if i in absent or is_peak_file(row.path):
+            continue
         info = inspect_bigwig(file)
         if info.finite is False:
             where = find_non_finite(file)
@@ -341,6 +457,23 @@ def _plan_pieces(table, local, genome, transform, missing, labels) -> list[Piece
         for contig in genome.contigs:
             pieces.append(Piece(row.biosample, row.assay, contig, row.path, stamp, file, names[contig], transform, info.finite is None, int(b), int(a)))
     return pieces
+
+
+def _plan_peak_track(table, local, genome, transform, missing, peak_value, rows, b, a) -> list[Piece]:
+    """The pieces of one peak track made of the replicate files of manifest ``rows`` (every file
+    parsed here, so a bad line is reported before the store changes)."""
+    if not rows:  # every file of the track is absent (and reported)
+        return []
+    files = tuple(local[i] for i in sorted(rows, key=lambda i: table["path"][i]))
+    for file in files:
+        cached_peaks(file, genome, peak_value, missing)  # validates; the chunk tasks reuse the parse
+    sources = " + ".join(sorted(table["path"][i] for i in rows))
+    stamp = " + ".join(f"{st.st_size}:{st.st_mtime_ns}" for st in map(os.stat, files))
+    biosample, assay = table["biosample"][rows[0]], table["assay"][rows[0]]
+    return [
+        Piece(biosample, assay, contig, sources, stamp, files[0], contig, transform, False, b, a, files, peak_value, missing)
+        for contig in genome.contigs
+    ]
 
 
 def _create(store, table, genome, transform):
@@ -461,11 +594,15 @@ def _mark_observed(store, pieces):
 
 
 # ---------------------------------------------------------------------- tasks
-def _ingest_chunk(store: str, shape: tuple, piece: dict, lo_bin: int, hi_bin: int, first_pos: int, chunk_end: int, length: int, bin_size: int) -> int:
+def _ingest_chunk(store: str, shape: tuple, piece: dict, lo_bin: int, hi_bin: int, first_pos: int, chunk_end: int, length: int, bin_size: int, genome: Genome | None = None) -> int:
     """Read bins ``[lo_bin, hi_bin)`` of one piece and write its whole store chunk."""
     p = Piece(**piece)
     try:
-        values = read_bins(p.local, p.file_contig, length, lo_bin, hi_bin, bin_size=bin_size, transform=p.transform, check=p.check)
+        if p.files:  # a peak track: its replicate files painted onto the bins
+            bins = peak_bins(p.files, genome, p.contig, lo_bin, hi_bin, peak_value=p.peak_value, missing_chroms=p.peak_missing)
+            values = apply_transform(bins, p.transform)
+        else:
+            values = read_bins(p.local, p.file_contig, length, lo_bin, hi_bin, bin_size=bin_size, transform=p.transform, check=p.check)
     except Exception as err:  # pyBigWig's RuntimeError, zlib, OSError ...: one error naming the track
         raise _read_failed(p, lo_bin, hi_bin, bin_size, err) from err
     out = np.full(chunk_end - (first_pos + lo_bin), np.nan, dtype=np.float32)
@@ -515,7 +652,7 @@ def _graph(store, todo, genome):
     for j, p in enumerate(todo):
         spec = asdict(p)
         mine = [
-            delayed(_ingest_chunk, pure=False)(str(store), shape, spec, lo, hi, first, end, length[p.contig], genome.bin_size, dask_key_name=f"ingest-chunk-{j}-{lo}")
+            delayed(_ingest_chunk, pure=False)(str(store), shape, spec, lo, hi, first, end, length[p.contig], genome.bin_size, genome if p.files else None, dask_key_name=f"ingest-chunk-{j}-{lo}")
             for lo, hi, first, end in _chunks_of(p, genome)
         ]
         chunk_tasks += mine

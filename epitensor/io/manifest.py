@@ -1,4 +1,4 @@
-"""Manifests: which bigWig file holds which (biosample, assay) track.
+"""Manifests: which bigWig or peak file(s) hold which (biosample, assay) track.
 
 Two formats are read:
 
@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..datasets.encode import read_encode_experiments
 from ..exceptions import DownloadError, ManifestError
+from .peaks import is_peak_file
 
 #: Columns every manifest must provide (after reading the ENCODE format).
 REQUIRED_COLUMNS = ("biosample", "assay", "path")
@@ -73,7 +74,9 @@ def read_manifest(manifest, base_dir=None) -> pd.DataFrame:
     ------
     ManifestError
         The file is empty, not UTF-8 text or not a table (naming the line); a required column is
-        missing, a label is empty, or a (biosample, assay) pair is listed twice.
+        missing, a label is empty, or a (biosample, assay) pair is listed twice with a bigWig file
+        (peak files of one track may be listed several times: they are replicates, merged by
+        :func:`epitensor.ingest`).
 
     Notes
     -----
@@ -121,16 +124,27 @@ def read_manifest(manifest, base_dir=None) -> pd.DataFrame:
             )
     table = table.astype({c: object for c in table.columns})
     dup = table.duplicated(["biosample", "assay"], keep=False)
+    dup &= ~table["path"].map(is_peak_file).to_numpy(dtype=bool)  # peak replicates are merged
     if dup.any():
         pairs = table.loc[dup, ["biosample", "assay", "path"]].values.tolist()[:10]
         raise ManifestError(
             f"{where} lists some (biosample, assay) tracks more than once: {pairs}. "
-            "Keep one file per track (merge replicates before ingesting)"
+            "Keep one bigWig file per track (merge replicates before ingesting; replicate peak "
+            "files are merged by ingest)"
         )
+    if mixed := _mixed_replicates(table):
+        raise ManifestError(f"{where} lists tracks {mixed[:10]} with a bigWig and peak files; a track is read from one kind of file")
     if table["path"].str.contains("\x00", regex=False).any():
         raise ManifestError(f"{where}: a path holds a NUL byte; give each file's path as plain text")
     table["path"] = [p if is_url(p) else str((base / os.path.expanduser(p)).resolve()) for p in table["path"]]
     return table
+
+
+def _mixed_replicates(table: pd.DataFrame) -> list:
+    """(biosample, assay) tracks listed with both a bigWig and peak files."""
+    peak = table["path"].map(is_peak_file)
+    kinds = peak.groupby([table["biosample"], table["assay"]]).nunique()
+    return [list(t) for t in kinds.index[kinds.to_numpy() > 1]]
 
 
 def _read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
