@@ -55,8 +55,10 @@ def hidden_tracks(ds, cell: str, min_other: int = 2) -> list[tuple[str, int]]:
 
 
 def score(truth: np.ndarray, pred: np.ndarray) -> dict:
+    """AP (NaN for a track without a peak in the scored bins: it is undefined) and MSE."""
     labels = truth > 0.5
-    return {"ap": float(average_precision_score(labels, pred)), "mse": float(np.mean((truth - pred) ** 2))}
+    ap = float(average_precision_score(labels, pred)) if labels.any() else float("nan")
+    return {"ap": ap, "mse": float(np.mean((truth - pred) ** 2))}
 
 
 def main(argv=None):
@@ -69,6 +71,7 @@ def main(argv=None):
     ap.add_argument("--preset", default="small")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--csv", help="also write the per-track table here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -119,13 +122,19 @@ def main(argv=None):
     pd.set_option("display.width", 180)
     pd.set_option("display.max_rows", 500)
     table["ap ratio"] = table.model_ap / table.base_ap
+    no_peaks = table[table.model_ap.isna()]
+    if not no_peaks.empty:
+        print(f"\nLeft out of the AP summaries (no peak in the scored bins): {', '.join(no_peaks.cell + '/' + no_peaks.assay)}")
     print("\nPer hidden track (AP: average precision against the hidden peak coverage; MSE on 0/1 coverage):")
     print(table.round(4).to_string(index=False))
+    scored = table.dropna(subset=["model_ap"])
     print("\nPer cell line:")
-    print(table.groupby("cell")[["model_ap", "base_ap", "model_mse", "base_mse"]].mean().assign(
-        tracks=table.groupby("cell").size(), better=table.assign(b=table.model_ap > table.base_ap).groupby("cell").b.mean()).round(4).to_string())
+    print(scored.groupby("cell")[["model_ap", "base_ap", "model_mse", "base_mse"]].mean().assign(
+        tracks=scored.groupby("cell").size(), better=scored.assign(b=scored.model_ap > scored.base_ap).groupby("cell").b.mean()).round(4).to_string())
+    if args.csv:
+        table.to_csv(args.csv, index=False)
     summary = []
-    for name, part in (("all", table), ("TF in >= 4 other lines", table[table.others >= 4]), ("TF in 2-3 other lines", table[table.others < 4])):
+    for name, part in (("all", scored), ("TF in >= 4 other lines", scored[scored.others >= 4]), ("TF in 2-3 other lines", scored[scored.others < 4])):
         if part.empty:
             continue
         summary.append({"tracks": name, "n": len(part), "MAP model": part.model_ap.mean(), "MAP baseline": part.base_ap.mean(),
