@@ -24,16 +24,11 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import ArgumentError, LabelError
-from .similarity import factor_table
+from .similarity import factor_table, pairwise_distances
 
 SELECTION_METHODS = ("facility", "farthest")
 #: Most rows :func:`select_diverse` takes (it holds two rows x rows float64 matrices).
 MAX_ROWS = 10_000
-
-
-def _distances(x: np.ndarray) -> np.ndarray:
-    sq = (x**2).sum(1)
-    return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
 
 
 def _kernel(distance: np.ndarray, bandwidth: float | None) -> tuple[np.ndarray, float]:
@@ -97,7 +92,7 @@ def select_diverse(factors, k: int, *, method: str = "facility", candidates=None
     pool = np.setdiff1d(pool, given)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= len(pool):
         raise ArgumentError(f"k must be a whole number from 1 to {len(pool)} (the candidates), got {k!r}")
-    distance = _distances(x)
+    distance = pairwise_distances(x)
     sim, _ = _kernel(distance, bandwidth)
     best = sim[:, given].max(axis=1) if len(given) else np.zeros(len(x))
     nearest = distance[:, given].min(axis=1) if len(given) else np.full(len(x), np.inf)

@@ -52,6 +52,18 @@ def factor_table(factors, name: str = "factors") -> pd.DataFrame:
     return table.astype(np.float64)
 
 
+def pairwise_distances(x: np.ndarray) -> np.ndarray:
+    """Euclidean distances between the rows of ``x`` (rows x rows).
+
+    Examples
+    --------
+    >>> pairwise_distances(np.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
+    [[0.0, 5.0], [5.0, 0.0]]
+    """
+    sq = (x**2).sum(1)
+    return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
+
+
 def factor_similarity(factors, metric: str = "cosine") -> pd.DataFrame:
     """Pairwise similarity of the rows of ``factors``, labelled on both axes.
 
@@ -79,8 +91,7 @@ def factor_similarity(factors, metric: str = "cosine") -> pd.DataFrame:
     table = factor_table(factors)
     x = table.to_numpy()
     if metric == "euclidean":
-        sq = (x**2).sum(1)
-        values = -np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
+        values = -pairwise_distances(x)
     else:
         if metric == "correlation":
             x = x - x.mean(axis=1, keepdims=True)
