@@ -3,17 +3,22 @@ and (optionally) the reference Avocado (Keras/TensorFlow), measured interleaved 
 
     python benchmarks/bench_training.py [--reference-python /work/ref-avocado/bin/python]
                                         [--configs paper,small] [--steps 3] [--repeats 3]
+                                        [--cpu-kernels auto,fp32,onednn,bf16]
 
 Data: the first 200,000 bins of 24 Roadmap tracks from ../shared/data/roadmap_pilot (random
 values when absent). Batch 40,000. Prints, per configuration and implementation, the median over
-repeats of training samples/s and predictions/s, the fraction of the machine's measured fp32
+repeats of training samples/s and predictions/s, the fraction of the machine's measured
 matrix-multiply peak (FLOPs per training sample = 6 x MACs of the network, per prediction = 2 x),
-and the ratio to the straightforward torch version. Timings are not asserted.
+and the ratio to the straightforward torch version. On CPU the peak is the best fp32 kernel of
+torch's own (MKL) and oneDNN, with the bf16 peak printed beside it; epitensor runs once per CPU
+kernel path of ``--cpu-kernels`` ("auto" prints what the probe chose and why). Timings are not
+asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -29,8 +34,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from epitensor.model import AvocadoConfig, AvocadoModule, GenomeRows  # noqa: E402
+from epitensor.model.kernels import cpu_description  # noqa: E402
 from epitensor.model.training import (  # noqa: E402
     build_training_data,
+    kernel_choice,
     predict_pairs,
     resolve_options,
     train,
@@ -66,20 +73,50 @@ def macs_per_sample(cfg: AvocadoConfig) -> int:
     return macs + width
 
 
-def matmul_peak(device="cpu") -> float:
-    """Measured matrix-multiply FLOP/s (best of a few products): fp32 on CPU, bf16 on CUDA."""
-    n, dtype = (2048, torch.float32) if device == "cpu" else (8192, torch.bfloat16)
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
+def _best_rate(fn, flops: float, device, repeats: int = 5) -> float:
+    fn()
     best = 0.0
-    for _ in range(5):
+    for _ in range(repeats):
         _sync(device)
         t = time.perf_counter()
         for _ in range(3):
-            a @ b
+            fn()
         _sync(device)
-        best = max(best, 3 * 2 * n**3 / (time.perf_counter() - t))
+        best = max(best, 3 * flops / (time.perf_counter() - t))
     return best
+
+
+def matmul_peaks(device="cpu") -> dict:
+    """Measured matrix-multiply FLOP/s of each kernel family, best of a few products.
+
+    CPU: torch's fp32 matmul (MKL), fp32 through oneDNN (the kernel of the "onednn" path) and bf16;
+    "fp32" is the best fp32 kernel, the machine's fp32 peak. CUDA: bf16.
+    """
+    from epitensor.model.kernels import onednn_available
+
+    if torch.device(device).type == "cuda":
+        n = 8192
+        a, b = (torch.randn(n, n, device=device, dtype=torch.bfloat16) for _ in range(2))
+        return {"bf16": _best_rate(lambda: a @ b, 2 * n**3, device)}
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    peaks = {"fp32 torch (MKL)": _best_rate(lambda: a @ b, 2 * n**3, device)}
+    if onednn_available():
+        peaks["fp32 oneDNN"] = _best_rate(lambda: torch.ops.mkldnn._linear_pointwise(a, b, None, "none", [], ""),
+                                          2 * n**3, device)
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    peaks["bf16"] = _best_rate(lambda: a16 @ b16, 2 * n**3, device, repeats=2)
+    peaks["fp32"] = max(v for k, v in peaks.items() if k.startswith("fp32 "))
+    return peaks
+
+
+def _path_label(cfg: AvocadoConfig) -> str:
+    """'auto: fp32' or 'onednn' for a CPU config; prints the probe's reason for auto."""
+    choice = kernel_choice(cfg, "cpu")
+    if cfg.cpu_kernels == "auto":
+        print(f"  {cfg.n_layers}x{cfg.n_nodes}: {choice.describe()}")
+        return f"auto: {choice.path}"
+    return choice.path
 
 
 def _sync(device):
@@ -100,11 +137,11 @@ def bench_ours(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int
     n = n_pred or n
     r = [torch.as_tensor(x, device=device) for x in rows.rows(np.arange(n))]
     one = torch.zeros(1, dtype=torch.long, device=device)
-    _, autocast = resolve_options(cfg, device)
-    predict_pairs(module, one, one, [x[:BATCH] for x in r], 2**16, autocast)
+    _, kernel = resolve_options(cfg, device)
+    predict_pairs(module, one, one, [x[:BATCH] for x in r], 2**16, kernel)
     _sync(device)
     t = time.perf_counter()
-    predict_pairs(module, one, one, r, 2**16, autocast)
+    predict_pairs(module, one, one, r, 2**16, kernel)
     _sync(device)
     return train_rate, n / (time.perf_counter() - t)
 
@@ -187,17 +224,26 @@ def main(argv=None):
     ap.add_argument("--pred-positions", type=int, default=80_000, help="positions imputed per prediction measurement")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the reference always runs on CPU)")
+    ap.add_argument("--cpu-kernels", default="auto",
+                    help="comma-separated CPU kernel paths to run epitensor with (auto, fp32, onednn, bf16)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     tune_cpu_allocator()  # both torch implementations get the same allocator
     values, cells, assays, pairs, source = load_tracks(args.n_positions)
     cb = np.array([cells.index(b) for b, _ in pairs])
     ca = np.array([assays.index(a) for _, a in pairs])
-    peak = matmul_peak(args.device)
+    peaks = matmul_peaks(args.device)
     load = os.getloadavg()[0]
     print(f"data: {source}; {len(pairs)} training tracks; batch {BATCH:,}; torch {torch.__version__}, {args.threads} threads")
+    if args.device == "cpu":
+        cpu = cpu_description()
+        print(f"CPU {cpu['model']}; instructions {', '.join(cpu['instructions']) or 'none of ' + 'avx2/avx512/amx'}; "
+              f"oneDNN bf16 {'native' if cpu['bf16_supported'] else 'emulated'}")
     kind = "fp32" if args.device == "cpu" else "bf16"
-    print(f"device {args.device}; measured {kind} matmul peak: {peak / 1e9:.1f} GFLOP/s; load average at start {load:.2f} on {os.cpu_count()} cores")
+    peak = peaks[kind]
+    print(f"device {args.device}; measured matmul peaks (GFLOP/s): "
+          + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in peaks.items())
+          + f"; % of peak below is of the {kind} peak; load average at start {load:.2f} on {os.cpu_count()} cores")
     data_file = None
     if args.reference_python:
         data_file = Path(tempfile.mkdtemp()) / "tracks.npz"
@@ -205,8 +251,12 @@ def main(argv=None):
     rows = []
     for name in args.configs.split(","):
         cfg = AvocadoConfig(**CONFIGS[name], batch_size=BATCH)
-        impls = {"epitensor": lambda cfg=cfg: bench_ours(values, cb, ca, len(cells), len(assays), cfg, args.steps, args.device, args.pred_positions),
-                 "straightforward torch": lambda cfg=cfg: bench_straightforward(values, cb, ca, len(cells), len(assays), cfg, args.steps, args.device, args.pred_positions)}
+        impls = {}
+        for path in args.cpu_kernels.split(",") if args.device == "cpu" else ["auto"]:
+            run = dataclasses.replace(cfg, cpu_kernels=path)
+            label = "epitensor" if path == "auto" and args.device != "cpu" else f"epitensor [{_path_label(run)}]"
+            impls[label] = lambda run=run: bench_ours(values, cb, ca, len(cells), len(assays), run, args.steps, args.device, args.pred_positions)
+        impls |= {"straightforward torch": lambda cfg=cfg: bench_straightforward(values, cb, ca, len(cells), len(assays), cfg, args.steps, args.device, args.pred_positions)}
         if data_file:
             impls["reference Avocado (TF)"] = lambda cfg=cfg: bench_reference(args.reference_python, data_file, cfg, args.steps,
                                                                              args.pred_positions, args.threads)

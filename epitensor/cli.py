@@ -243,9 +243,11 @@ def _label(ds, kind: str, label: str) -> str:
               help="auto (chosen from the compendium, stops on held-out tracks), paper (the published "
                    "configuration, exactly) or small.")
 @_DEVICE_OPTION
+@click.option("--cpu-kernels", type=click.Choice(["auto", "fp32", "onednn", "bf16"]), default="auto", show_default=True,
+              help="Matrix-multiply path on CPU: auto measures them on this machine once and keeps the fastest.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_friendly_errors
-def train(store, model_dir, region, epochs, minutes, preset, device, seed):
+def train(store, model_dir, region, epochs, minutes, preset, device, cpu_kernels, seed):
     """Train Avocado on the observed tracks of a store (stage 1) and save the model.
 
     Also writes the biosample and assay factors (and the training region's genome factors)
@@ -261,7 +263,7 @@ def train(store, model_dir, region, epochs, minutes, preset, device, seed):
 
     ds = open_dataset(store)
     regions = _regions(region, ds.epi.genome)
-    model = Avocado(ds, preset=preset, device=device, seed=seed)
+    model = Avocado(ds, preset=preset, device=device, seed=seed, cpu_kernels=cpu_kernels)
     history = model.fit(region=regions, epochs=epochs, time_limit=None if minutes is None else minutes * 60)
     model.save(model_dir)
     model.write_factors(store)

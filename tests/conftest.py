@@ -13,6 +13,10 @@ import pytest
 
 import epitensor as et
 
+# The suite runs the network on torch's fp32 kernels everywhere (subprocesses and dask workers
+# inherit this), so results compare across processes; tests/test_cpu_kernels.py covers the others.
+os.environ.setdefault("EPITENSOR_CPU_KERNELS", "fp32")
+
 SHARED_DATA = Path(os.environ.get("EPITENSOR_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 

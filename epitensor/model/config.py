@@ -70,7 +70,15 @@ class AvocadoConfig:
         function, fewer FLOPs. "auto": on for CUDA, off on CPU (there the per-sample gather-add
         and its scatter-add backward measured slower than the FLOPs saved: 1.7x slower at 2 x 2048).
     autocast : bool or "auto", default "auto"
-        bf16 autocast of the network; "auto": on for CUDA, off on CPU (slower there).
+        bf16 autocast of the network; "auto": on for CUDA, and on CPU what ``cpu_kernels`` chooses.
+        ``True`` on CPU is ``cpu_kernels="bf16"``.
+    cpu_kernels : str, default "auto"
+        Which matrix-multiply path runs the network on CPU: "fp32" (torch's kernels), "onednn"
+        (fp32 through oneDNN) or "bf16" (autocast, fp32 master weights). "auto" measures them on
+        this machine once and keeps fp32 unless another is clearly faster
+        (:mod:`epitensor.model.kernels`; ``$EPITENSOR_CPU_KERNELS`` overrides "auto").
+    kernel_choice : str
+        The path the last fit or prediction on CPU used and why, in one line ("" before).
     fused_adam : bool or "auto", default "auto"
         Use the fused Adam kernel (much faster over the large genome tables); falls back to the
         foreach implementation where fused is unavailable.
@@ -104,6 +112,8 @@ class AvocadoConfig:
     project_first_layer: bool | str = "auto"
     autocast: bool | str = "auto"
     fused_adam: bool | str = "auto"
+    cpu_kernels: str = "auto"
+    kernel_choice: str = ""
     preset: str = field(default="paper")
     auto_choice: str = ""
 
@@ -123,6 +133,8 @@ class AvocadoConfig:
         if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
                                           or self.patience < 1):
             raise ModelError(f"patience must be a whole number of epochs >= 1 or None, got {self.patience!r}")
+        if self.cpu_kernels not in ("auto", "fp32", "onednn", "bf16"):
+            raise ModelError(f"cpu_kernels must be 'auto', 'fp32', 'onednn' or 'bf16', got {self.cpu_kernels!r}")
         if self.learning_rate <= 0 or self.genome_l2 < 0:
             raise ModelError("learning_rate must be positive and genome_l2 non-negative")
 

@@ -49,6 +49,7 @@ from .training import (
     best_baseline_weight,
     build_training_data,
     held_out_tracks,
+    kernel_choice,
     predict_pairs,
     resolve_options,
     train,
@@ -317,11 +318,15 @@ class Avocado:
         if self._optimizer is None or parameters is not None or grad_masks is not None:
             self._optimizer = None
         seed = seed if seed is not None else (None if self.seed is None else self.seed + len(self.history))
+        choice = kernel_choice(self.config, self.device)
+        self.config.kernel_choice = choice.describe()
+        if progress:
+            print(self.config.kernel_choice)
         hist = self._train(data, epochs, seed, progress, time_limit, parameters, grad_masks)
         if held and self.config.tune_baseline_weight:
-            _, autocast = resolve_options(self.config, self.device)
+            _, kernel = resolve_options(self.config, self.device)
             self.config.baseline_weight = round(best_baseline_weight(
-                self.module, data.held_out, self.config, max(self.config.batch_size, 2**16), autocast), 4)
+                self.module, data.held_out, self.config, max(self.config.batch_size, 2**16), kernel), 4)
         if not refit:
             return hist
         chosen = int(np.nanargmin(hist["val_mse"].to_numpy())) + 1 if "val_mse" in hist else len(hist)
@@ -459,9 +464,9 @@ class Avocado:
         r = [torch.as_tensor(x, device=self.device) for x in rows]
         bi = torch.as_tensor(np.asarray(biosample_idx, dtype=np.int64), device=self.device)
         ai = torch.as_tensor(np.asarray(assay_idx, dtype=np.int64), device=self.device)
-        _, autocast = resolve_options(self.config, self.device)
+        _, kernel = resolve_options(self.config, self.device)
         self.module.eval()
-        out = predict_pairs(module, bi, ai, r, batch_size or max(self.config.batch_size, 2**16), autocast).cpu().numpy()
+        out = predict_pairs(module, bi, ai, r, batch_size or max(self.config.batch_size, 2**16), kernel).cpu().numpy()
         if self.config.residual or self.config.baseline_weight > 0:
             uniq, inv = np.unique(np.asarray(assay_idx), return_inverse=True)
             out = combine_with_average(out, self._average_activity(uniq, positions)[inv], self.config)

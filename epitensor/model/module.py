@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .config import AvocadoConfig
+from .kernels import onednn_dense_active, onednn_linear
 
 GENOME_TABLES = ("genome_25bp", "genome_250bp", "genome_5kbp")
 
@@ -114,7 +115,17 @@ class AvocadoModule(nn.Module):
         else:
             h = torch.cat([self.biosample(biosample), self.assay(assay), genome], dim=1)
             rest = self.hidden
-        return self.output(rest(h)).squeeze(1)
+        return self.output(self.dense(h, rest)).squeeze(1)
+
+    @staticmethod
+    def dense(h: torch.Tensor, layers: nn.Sequential) -> torch.Tensor:
+        """``layers(h)`` for a run of Dense, ReLU layers; through oneDNN with the ReLU fused inside
+        :func:`epitensor.model.kernels.kernel_context` ``(device, "onednn")`` on fp32 CPU tensors."""
+        if not (onednn_dense_active() and h.device.type == "cpu" and h.dtype == torch.float32):
+            return layers(h)
+        for i in range(0, len(layers), 2):
+            h = onednn_linear(h, layers[i].weight, layers[i].bias, relu=True)
+        return h
 
     def first_layer_projected(self, biosample, assay, genome) -> torch.Tensor:
         """ReLU(W [b; a; g] + c) computed as ReLU((B Wb^T)[b] + (A Wa^T)[a] + g Wg^T + c).
@@ -146,7 +157,7 @@ class AvocadoModule(nn.Module):
         g = torch.addmm(first.bias, genome, w[:, nb + na :].t())  # (n, H)
         pair = self.biosample(biosample) @ w[:, :nb].t() + self.assay(assay) @ w[:, nb : nb + na].t()  # (p, H)
         h = torch.relu(g[None, :, :] + pair[:, None, :])
-        return self.output(self.hidden[2:](h)).squeeze(2)
+        return self.output(self.dense(h, self.hidden[2:])).squeeze(2)
 
 
 def n_parameters(module: nn.Module) -> int:

@@ -9,7 +9,6 @@ per sample, and no DataLoader or dask runs inside the loop.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from torch import nn
 from ..allocator import keep_freed_memory
 from ..exceptions import DataError, ModelError
 from .config import AvocadoConfig
+from .kernels import KernelChoice, kernel_context, resolve_cpu_path
 from .module import AvocadoModule
 from .offsets import combine_with_average
 
@@ -155,16 +155,27 @@ def make_optimizer(parameters, config: AvocadoConfig, device) -> torch.optim.Opt
     return torch.optim.Adam(params, foreach=True, **kw)
 
 
-def resolve_options(config: AvocadoConfig, device) -> tuple[bool, bool]:
-    """(project_first_layer, autocast) for ``device`` from the config's "auto" settings."""
+def resolve_options(config: AvocadoConfig, device) -> tuple[bool, str]:
+    """(project_first_layer, kernel path) for ``device`` from the config's "auto" settings.
+
+    The path is a name of :data:`epitensor.model.kernels.PATHS`: on CUDA "bf16" (autocast) or
+    "fp32"; on CPU the one :func:`epitensor.model.kernels.resolve_cpu_path` chooses for the
+    network's widths (by measurement unless forced).
+    """
     cuda = torch.device(device).type == "cuda"
     project = config.project_first_layer
     if project == "auto":  # on CPU the per-sample gather-add and its scatter backward cost more than the FLOPs saved
         project = cuda
-    autocast = config.autocast
-    if autocast == "auto":
-        autocast = cuda
-    return bool(project), bool(autocast)
+    return bool(project), kernel_choice(config, device).path
+
+
+def kernel_choice(config: AvocadoConfig, device="cpu") -> KernelChoice:
+    """The kernel path for this configuration on ``device`` and why (see :mod:`epitensor.model.kernels`)."""
+    if torch.device(device).type != "cpu":
+        bf16 = config.autocast is not False
+        return KernelChoice("bf16" if bf16 else "fp32", f"{torch.device(device).type}: autocast {'on' if bf16 else 'off'}", {})
+    autocast = None if config.autocast == "auto" else bool(config.autocast)
+    return resolve_cpu_path(config.cpu_kernels, autocast, config.n_input, config.n_nodes, config.n_layers)
 
 
 def tune_cpu_allocator() -> None:
@@ -177,18 +188,12 @@ def tune_cpu_allocator() -> None:
     keep_freed_memory(1 << 30, 1 << 31)  # blocks below 1 GiB from the heap; keep up to 2 GiB free
 
 
-def _autocast(device, enabled: bool):
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
-
-
 def batch_loss(module: AvocadoModule, data: TrainingData, columns: torch.Tensor, tracks: torch.Tensor,
-               config: AvocadoConfig, project: bool, autocast: bool) -> torch.Tensor:
+               config: AvocadoConfig, project: bool, kernel: str) -> torch.Tensor:
     """Loss of one batch: MSE (NaN targets skipped) plus the optional genome-factor L2 penalty."""
     y = data.values[tracks, columns].float()
     r = data.rows[:, columns]
-    with _autocast(y.device, autocast):
+    with kernel_context(y.device, kernel):
         pred = module(data.track_biosample[tracks], data.track_assay[tracks], r[0], r[1], r[2], project).float()
     if data.has_validation:
         keep = torch.isfinite(y)
@@ -205,30 +210,30 @@ def batch_loss(module: AvocadoModule, data: TrainingData, columns: torch.Tensor,
 
 
 @torch.no_grad()
-def validation_mse(module: AvocadoModule, data: TrainingData, batch_size: int, project: bool, autocast: bool) -> float:
+def validation_mse(module: AvocadoModule, data: TrainingData, batch_size: int, project: bool, kernel: str) -> float:
     """MSE over the validation entries."""
     total, n = 0.0, data.val_values.numel()
     for s in range(0, n, batch_size):
         t, p = data.val_track[s : s + batch_size], data.val_position[s : s + batch_size]
         r = data.rows[:, p]
-        with _autocast(p.device, autocast):
+        with kernel_context(p.device, kernel):
             pred = module(data.track_biosample[t], data.track_assay[t], r[0], r[1], r[2], project).float()
         total += float((pred - data.val_values[s : s + batch_size]).square().sum())
     return total / n
 
 
 def held_out_mse(module: AvocadoModule, held: HeldOutTracks, config: AvocadoConfig, batch_size: int,
-                 autocast: bool) -> float:
+                 kernel: str) -> float:
     """MSE of the imputations of the held-out tracks (the network's output combined with the average
     activity exactly as :meth:`epitensor.Avocado.predict` does), averaged over tracks and positions."""
-    pred = predict_pairs(module, held.biosample, held.assay, held.rows, batch_size, autocast)
+    pred = predict_pairs(module, held.biosample, held.assay, held.rows, batch_size, kernel)
     if held.average is not None:
         pred = combine_with_average(pred, held.average, config)
     return float((pred - held.values).square().mean())
 
 
 def best_baseline_weight(module: AvocadoModule, held: HeldOutTracks, config: AvocadoConfig, batch_size: int,
-                         autocast: bool) -> float:
+                         kernel: str) -> float:
     """The ``baseline_weight`` in [0, 1] that minimises the held-out tracks' MSE (closed form).
 
     The imputation is ``(1 - w) * net + w * avg`` (``net`` includes the average under
@@ -237,7 +242,7 @@ def best_baseline_weight(module: AvocadoModule, held: HeldOutTracks, config: Avo
     if held.average is None:
         raise ModelError("choosing baseline_weight on validation tracks needs their average activity "
                          "(set baseline_weight > 0 or residual=True)")
-    net = predict_pairs(module, held.biosample, held.assay, held.rows, batch_size, autocast)
+    net = predict_pairs(module, held.biosample, held.assay, held.rows, batch_size, kernel)
     if config.residual:
         net = net + held.average
     gap = net - held.average
@@ -249,7 +254,7 @@ def best_baseline_weight(module: AvocadoModule, held: HeldOutTracks, config: Avo
 
 @torch.inference_mode()
 def predict_pairs(module: AvocadoModule, biosample: torch.Tensor, assay: torch.Tensor, rows, batch_size: int,
-                  autocast: bool = False) -> torch.Tensor:
+                  kernel: str = "fp32") -> torch.Tensor:
     """Predictions (n_pairs, n_positions) for row-index tensors: pairs ``biosample``/``assay`` and
     genome ``rows`` (three tensors of n_positions), in pieces of about ``batch_size`` predictions."""
     n_pairs, n_pos = len(biosample), len(rows[0])
@@ -258,7 +263,7 @@ def predict_pairs(module: AvocadoModule, biosample: torch.Tensor, assay: torch.T
     out = torch.empty((n_pairs, n_pos), dtype=torch.float32, device=biosample.device)
     for s in range(0, n_pairs, pair_chunk):
         for t in range(0, n_pos, pos_chunk):
-            with _autocast(biosample.device, autocast):
+            with kernel_context(biosample.device, kernel):
                 pred = module.predict_tracks(biosample[s : s + pair_chunk], assay[s : s + pair_chunk],
                                              *(r[t : t + pos_chunk] for r in rows))
             out[s : s + pair_chunk, t : t + pos_chunk] = pred.float()
@@ -317,7 +322,7 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
     device = torch.device(device)
     if device.type == "cpu":
         tune_cpu_allocator()
-    project, autocast = resolve_options(config, device)
+    project, kernel = resolve_options(config, device)
     params = list(parameters) if parameters is not None else [p for p in module.parameters() if p.requires_grad]
     opt = optimizer or make_optimizer(params, config, device)
     chosen = {id(p) for p in params}
@@ -340,7 +345,7 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
             for s in range(steps):
                 cols = perm[s * batch : (s + 1) * batch]
                 tracks = torch.randint(data.n_tracks, (cols.numel(),), device=device, generator=gen)
-                loss = batch_loss(module, data, cols, tracks, config, project, autocast)
+                loss = batch_loss(module, data, cols, tracks, config, project, kernel)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -357,8 +362,8 @@ def train(module: AvocadoModule, data: TrainingData, epochs: int, config: Avocad
             good = _snapshot(module)
             rec = {"epoch": epoch_offset + e + 1, "loss": mean_loss}
             if data.validating:
-                rec["val_mse"] = (held_out_mse(module, data.held_out, config, max(batch, 2**16), autocast)
-                                  if data.held_out is not None else validation_mse(module, data, batch, project, autocast))
+                rec["val_mse"] = (held_out_mse(module, data.held_out, config, max(batch, 2**16), kernel)
+                                  if data.held_out is not None else validation_mse(module, data, batch, project, kernel))
                 if rec["val_mse"] < best[0]:
                     best = (rec["val_mse"], good, e)
             elapsed = time.perf_counter() - start
