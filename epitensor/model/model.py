@@ -551,7 +551,7 @@ class Avocado:
             Storage precision of ``imputed`` (:mod:`epitensor.precision`), chosen when the
             variable is created: ``"float32"``, ``"bitround-N"`` or ``"quantize-N"``. Default: the
             variable's own, or for a new one ``"quantize-2"`` (``|stored - x| <= 2**-8`` on the
-            store's scale, where the model's own error is a sizeable fraction of the signal).
+            store's scale, far below the model's own error on that scale).
 
         Raises
         ------
