@@ -126,6 +126,8 @@ def test_direct_chunk_writes_equal_zarr_writes_byte_for_byte(tmp_path, precision
         files.write(1, 0, k, values[k * files.chunk : (k + 1) * files.chunk])
     assert _digest(stores[0] / "imputed") == _digest(stores[1] / "imputed")
     assert files.read(1, 0, 0, 3_000).tobytes() == parse_precision(precision).round(values[:3_000]).tobytes()
+    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": f"{stores[1]}/imputed"}}
+    np.testing.assert_array_equal(ts.open(spec).result().read().result()[1, 0], et.open_dataset(stores[1]).imputed.values[1, 0])
 
 
 # ---------------------------------------------------------------------- through the model and the CLI
