@@ -12,7 +12,7 @@ Examples
 """
 
 from . import accessor as _accessor  # noqa: F401  (registers the .epi accessor)
-from . import datasets, evaluation, io, latent
+from . import datasets, evaluation, io, latent, precision
 from .evaluation import Annotations, baselines, cross_validate, cv_folds, evaluate, plot
 from .exceptions import (
     ArgumentError,
@@ -26,6 +26,7 @@ from .exceptions import (
     ManifestError,
     ModelError,
     ModelFileError,
+    PrecisionError,
     ReferenceModelError,
     RegionError,
     SchemaError,
@@ -73,6 +74,7 @@ __all__ = [
     "ManifestError",
     "ModelError",
     "ModelFileError",
+    "PrecisionError",
     "Region",
     "ReferenceModelError",
     "RegionError",
@@ -94,6 +96,7 @@ __all__ = [
     "open_dataset",
     "parse_region",
     "plot",
+    "precision",
     "read_manifest",
     "to_bigwig",
     "validate",

@@ -54,6 +54,7 @@ from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
 from zarr.storage import LocalStore
 
 from .exceptions import CorruptChunkError
+from .precision import precision_of
 
 _SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 _BLOSC_HEADER = 16
@@ -275,6 +276,7 @@ class ChunkFiles:
         self.checksum = checksum
         self._codec = codec
         self._layout = ChunkLayout(array.metadata.to_dict())
+        self.precision = precision_of(array.attrs)  # applied by write, as the zarr-path writers do
         self._rule: list[RequiredChunks | None] = []  # read on the first missing chunk
 
     @classmethod
@@ -354,9 +356,10 @@ class ChunkFiles:
         return out
 
     def write(self, b: int, a: int, k: int, values: np.ndarray) -> None:
-        """Write chunk ``k`` of track ``(b, a)`` whole (``values`` covers the whole chunk)."""
+        """Write chunk ``k`` of track ``(b, a)`` whole (``values`` covers the whole chunk), rounded to
+        the variable's storage precision (:mod:`epitensor.precision`)."""
         end = min((k + 1) * self.chunk, self.length)
-        values = np.ascontiguousarray(values, dtype="<f4")
+        values = self.precision.round(np.ascontiguousarray(values, dtype="<f4"))
         if values.shape != (end - k * self.chunk,):
             raise ValueError(f"chunk {k} holds {end - k * self.chunk} values, got {values.shape}")
         path = self.folder / self._key(b, a, k)

@@ -366,19 +366,24 @@ def fit_genome(model_dir, store, region, epochs, write_imputed, block_size, work
 @click.option("--assays", default=None, help="Comma-separated assays (default: all).")
 @click.option("--missing", is_flag=True, help="Impute every unobserved (biosample, assay) pair: complete the tensor.")
 @_region_option("where the model has genome factors")
+@click.option("--precision", default=None,
+              help="Storage precision of a new `imputed`: float32, bitround-N or quantize-N (default quantize-2: "
+                   "|stored - x| <= 2^-8 on the store's scale); an existing `imputed` keeps its own.")
 @_scale_options
 @_friendly_errors
-def impute(model_dir, store, biosamples, assays, missing, region, block_size, workers, scheduler, gpu, dry_run):
+def impute(model_dir, store, biosamples, assays, missing, region, precision, block_size, workers, scheduler, gpu, dry_run):
     """Write imputations into the store's `imputed` variable (never into `signal`).
 
     \b
     Example:
       epitensor impute model/ compendium.zarr --biosamples E065 --assays H3K36me3 --region pilot
       epitensor impute model/ compendium.zarr --missing --region chr21 --scheduler tcp://scheduler:8786
+      epitensor impute model/ compendium.zarr --missing --region chr21 --precision float32
     """
     with _connected(scheduler) as client:
         model = _load_model(model_dir, store)
-        run = dict(region=_regions(region, model.genome), client=client, workers=workers, scheduler=None if client else scheduler)
+        run = dict(region=_regions(region, model.genome), client=client, workers=workers, scheduler=None if client else scheduler,
+                   precision=precision)
         if missing or dry_run or gpu:
             pairs = "unobserved" if missing else [(b, a) for b in (_split(biosamples) or model.biosamples)
                                                   for a in (_split(assays) or model.assays)]

@@ -78,6 +78,11 @@ class ArgumentError(EpitensorError, ValueError):
     """An argument of an epitensor function outside its valid choices (the message lists them)."""
 
 
+class PrecisionError(SchemaError):
+    """Values written into a track variable at another storage precision than the one it was
+    created with (see :mod:`epitensor.precision`)."""
+
+
 class CorruptChunkError(DataError):
     """A chunk file of a store that is damaged: truncated, altered, not decodable, or missing from
     an observed track.

@@ -56,6 +56,7 @@ from .chunks import CheckedStore, compressors
 from .exceptions import DataError, LabelError, SchemaError, StoreNotFoundError
 from .genome import Genome
 from .genome_index import genome_index, mark_store_labels, with_genome_index
+from .precision import check_precision, default_precision, parse_precision, precision_of
 
 SCHEMA_VERSION = 1
 #: Variables laid out along the genome-wide position axis, stored in (1, 1, chunk_bins) chunks.
@@ -328,16 +329,35 @@ def _write_label_bytes(root: zarr.Group) -> None:
         arr[:] = wanted
 
 
-def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = False) -> zarr.Array:
+def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = False, *, precision=None) -> zarr.Array:
     """Add a ``(biosample, assay, position)`` float32 variable laid out like ``signal``.
 
     Used for ``imputed`` and ``held_out``; every chunk starts as fill value (NaN, no bytes).
+
+    Parameters
+    ----------
+    precision : str, optional
+        Storage precision (:mod:`epitensor.precision`), recorded in the variable's attrs
+        (``precision``, ``precision_bound``). Default: for a new variable
+        :func:`~epitensor.precision.default_precision` (``imputed``: ``"quantize-2"``,
+        ``|stored - x| <= 2**-8`` on the store's scale; ``"float32"`` keeps every bit); an existing variable keeps its own.
+
+    Raises
+    ------
+    PrecisionError
+        ``exist_ok`` and the variable exists at another precision than ``precision``.
+
+    Examples
+    --------
+    >>> add_track_variable("compendium.zarr", "imputed", exist_ok=True, precision="float32")  # doctest: +SKIP
     """
     root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
     if name in root:
         if exist_ok:
+            check_precision(path, name, root[name].attrs, precision)
             return root[name]
         raise SchemaError(f"store {path} already has a variable {name!r}")
+    chosen = default_precision(name) if precision is None else parse_precision(precision)
     attrs = dict(root.attrs)
     shape = (root["biosample"].shape[0], root["assay"].shape[0], Genome.from_attrs(attrs).n_positions)
     arr = root.create_array(
@@ -347,9 +367,9 @@ def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = Fa
         dtype="float32",
         fill_value=np.nan,
         dimension_names=("biosample", "assay", "position"),
-        compressors=compressors(),  # Blosc, then a CRC-32C checked by every read (epitensor.chunks)
+        compressors=chosen.compressors(),  # Blosc, then a CRC-32C checked by every read (epitensor.chunks)
         # the genome on the array too: xr.open_zarr(store).signal then carries it (see genome_index)
-        attributes={"long_name": long_name or name, **_genome_attrs(attrs)},
+        attributes={"long_name": long_name or name, **_genome_attrs(attrs), **chosen.attrs()},
     )
     return arr
 
@@ -448,7 +468,8 @@ class TrackWriter:
             add_track_variable(self.path, variable)
             sync_metadata(self.path)
             self.root = _open_group(self.path, mode="r+")
-        self.root[variable][b, a, first:end] = values
+        arr = self.root[variable]
+        arr[b, a, first:end] = precision_of(arr.attrs).round(values)
 
     def mark_observed(self, pairs, value: bool = True) -> None:
         """Set ``observed`` for (biosample, assay) ``pairs``."""

@@ -311,7 +311,8 @@ def test_imputing_against_a_store_without_the_training_tracks_is_an_error(tmp_pa
 def test_store_outputs(fitted, tiny_ds):
     path = tiny_ds.attrs["source"]
     fitted.write_factors()
-    fitted.impute_to_store(biosamples=["B01"], assays=["H3K4me3", "H3K27me3"], region="synthetic:0-20000", progress=False)
+    fitted.impute_to_store(biosamples=["B01"], assays=["H3K4me3", "H3K27me3"], region="synthetic:0-20000", progress=False,
+                           precision="float32")
     ds = et.open_dataset(path)
     assert ds.genome_factors_25bp.dims == ("position", "factor_25bp")
     assert ds.genome_factors_5kbp.sizes["position_5kbp"] == 6

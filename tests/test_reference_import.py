@@ -167,7 +167,7 @@ def test_the_imported_model_saves_loads_and_imputes_into_the_store(tmp_path, ref
     region = f"chrB:0-{N * BIN}"
     np.testing.assert_array_equal(loaded.impute(region=region).values, model.impute(region=region).values)
     assert loaded.training_tracks == model.training_tracks and loaded.config == model.config
-    loaded.impute_to_store(biosamples="E116", assays="H3K36me3", region=region, progress=False)
+    loaded.impute_to_store(biosamples="E116", assays="H3K36me3", region=region, progress=False, precision="float32")
     written = et.open_dataset(path).imputed.epi.region(region).sel(biosample="E116", assay="H3K36me3").values
     np.testing.assert_allclose(written, reference[("E116", "H3K36me3")], atol=1e-5, rtol=0)
 

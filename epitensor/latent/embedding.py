@@ -61,7 +61,11 @@ def embed_factors(factors, method: str = "auto", *, seed: int = 0, n_neighbors: 
         raise ArgumentError("method='umap' needs umap-learn: pip install 'epitensor[viz]' (or use method='pca')")
     use_umap = method == "umap" or (method == "auto" and umap_available() and len(x) > n_neighbors)
     if use_umap:
-        import umap
+        try:
+            import umap
+        except ImportError as err:  # found but broken (e.g. a numba that does not match numpy)
+            raise ArgumentError(f"method={method!r} needs a working umap-learn ({err}): pip install 'epitensor[viz]' "
+                                "(or use method='pca')") from None
 
         xy = umap.UMAP(n_neighbors=min(n_neighbors, len(x) - 1), metric=metric, random_state=seed,
                        n_jobs=1).fit_transform(x)

@@ -30,6 +30,7 @@ from ..direct import read_tracks
 from ..exceptions import DataError, ModelError
 from ..genome import Genome
 from ..genome_index import genome_index
+from ..precision import precision_of
 from ..regions import as_regions, region_bins
 from ..store import (
     _genome_attrs,
@@ -530,7 +531,7 @@ class Avocado:
         return (contig, start, min(start + (hi - lo) * self.genome.bin_size, self.genome.length(contig)))
 
     def impute_to_store(self, path=None, biosamples=None, assays=None, region=None, *, progress: bool = True,
-                        client=None, scheduler=None, workers=None, block_size=None):
+                        client=None, scheduler=None, workers=None, block_size=None, precision=None):
         """Write imputations into the store's ``imputed`` variable (never into ``signal``).
 
         Written region by region in chunk-aligned pieces, so the chunks of other regions are untouched.
@@ -551,6 +552,16 @@ class Avocado:
             Impute by blocks on Dask instead (:meth:`impute_genome`, ``block_size`` default "1Mb");
             also chosen when a distributed Client is active, or when the region has stage-2 genome
             factors (:meth:`fit_genome`). Returns that run's per-block report.
+        precision : str, optional
+            Storage precision of ``imputed`` (:mod:`epitensor.precision`), chosen when the
+            variable is created: ``"float32"``, ``"bitround-N"`` or ``"quantize-N"``. Default: the
+            variable's own, or for a new one ``"quantize-2"`` (``|stored - x| <= 2**-8`` on the
+            store's scale, far below the model's own error on that scale).
+
+        Raises
+        ------
+        PrecisionError
+            ``imputed`` exists at another precision than ``precision``.
 
         Examples
         --------
@@ -567,7 +578,7 @@ class Avocado:
         if use_blocks(self, region, client, scheduler, workers, block_size):
             return self.impute_genome(path, pairs=[(b, a) for b in bs for a in as_], region=self._region_or_default(region),
                                       block_size=block_size or "1Mb", client=client, scheduler=scheduler,
-                                      workers=workers, progress=progress)
+                                      workers=workers, progress=progress, precision=precision)
         # every check before the first write: labels, genome, region coverage, the tracks read
         path = store_path(self._ds) if path is None else path
         root = _open_group(path, mode="r+")
@@ -583,14 +594,15 @@ class Avocado:
             cuts = [lo, *range((lo // step + 1) * step, hi, step), hi]
             pieces += list(zip(cuts[:-1], cuts[1:]))
         remove_interrupted_writes(path)  # what a killed earlier run left
-        arr = add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
+        arr = add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True, precision=precision)
         sync_metadata(path)
+        stored = precision_of(arr.attrs)
         bb, aa = np.meshgrid(b_idx, a_idx, indexing="ij")
         sbb, saa = np.meshgrid(sb, sa, indexing="ij")
         for lo, hi in tqdm(pieces, desc="imputing", unit="piece", disable=not progress):
             pred = self.predict(bb.ravel(), aa.ravel(), np.arange(lo, hi))
             for k, (i, j) in enumerate(zip(sbb.ravel(), saa.ravel())):
-                arr[i, j, lo:hi] = pred[k]
+                arr[i, j, lo:hi] = stored.round(pred[k])
 
     # ------------------------------------------------------------------ genome scale (stage 2)
     def _genome_rows(self, positions, what: str):
@@ -625,7 +637,7 @@ class Avocado:
     def fit_genome(self, store=None, region=None, block_size="1Mb", epochs: int = 200, *, seed: int | None = None,
                    client=None, scheduler=None, workers=None, resources=None, device="auto", torch_threads: int = 1,
                    write_imputed=False, overwrite: bool = False, progress: bool = True,
-                   dry_run: bool = False) -> pd.DataFrame:
+                   dry_run: bool = False, precision=None) -> pd.DataFrame:
         """Stage 2: fit genome factors block by block, everything else frozen, on Dask; resumable.
 
         Each 5-kbp-aligned block is an independent task: it reads the block's observed training
@@ -678,6 +690,8 @@ class Avocado:
             "all", or a list of pairs.
         overwrite : bool, default False
             Refit blocks already finished.
+        precision : str, optional
+            Storage precision of ``imputed`` when ``write_imputed`` (see :meth:`impute_to_store`).
         progress : bool, default True
             Print the plan (blocks, training samples, predictions) and show a bar over blocks.
         dry_run : bool, default False
@@ -711,11 +725,13 @@ class Avocado:
 
         return fit_genome(self, store, region, block_size, epochs, seed=seed, client=client, scheduler=scheduler,
                           workers=workers, resources=resources, device=device, torch_threads=torch_threads,
-                          write_imputed=write_imputed, overwrite=overwrite, progress=progress, dry_run=dry_run)
+                          write_imputed=write_imputed, overwrite=overwrite, progress=progress, dry_run=dry_run,
+                          precision=precision)
 
     def impute_genome(self, store=None, pairs="unobserved", region=None, block_size="1Mb", *, client=None,
                       scheduler=None, workers=None, resources=None, device="auto", torch_threads: int = 1,
-                      overwrite: bool = False, progress: bool = True, dry_run: bool = False) -> pd.DataFrame:
+                      overwrite: bool = False, progress: bool = True, dry_run: bool = False,
+                      precision=None) -> pd.DataFrame:
         """Write imputations of any set of (biosample, assay) pairs into ``imputed``, block by block on Dask.
 
         Genome factors come from the store where stage 2 fitted them, else from the model (stage 1).
@@ -729,6 +745,8 @@ class Avocado:
             Default: every block whose genome factors this model fitted in the store.
         store, block_size, client, scheduler, workers, resources, device, torch_threads, overwrite, progress, dry_run
             As in :meth:`fit_genome`. The plan (number of predictions) is printed before starting.
+        precision : str, optional
+            Storage precision of ``imputed`` (see :meth:`impute_to_store`).
 
         Returns
         -------
@@ -743,7 +761,7 @@ class Avocado:
 
         return impute_genome(self, store, pairs, region, block_size, client=client, scheduler=scheduler,
                              workers=workers, resources=resources, device=device, torch_threads=torch_threads,
-                             overwrite=overwrite, progress=progress, dry_run=dry_run)
+                             overwrite=overwrite, progress=progress, dry_run=dry_run, precision=precision)
 
     # ------------------------------------------------------------------ factors
     def factors(self, kind: str = "biosample") -> pd.DataFrame:

@@ -17,12 +17,14 @@ import json
 import numpy as np
 import pandas as pd
 import torch
+import zarr
 
 from ..direct import store_source
 from ..exceptions import BlockError, ModelError, RegionError, StoreNotFoundError
 from ..model.model import check_integer, check_seed
 from ..model.positions import GenomeRows
 from ..model.storage import write_genome_factors
+from ..precision import check_precision, parse_precision
 from ..store import (
     _open_group,
     add_track_variable,
@@ -138,7 +140,8 @@ def _raise_failures(report: pd.DataFrame, what: str) -> None:
 # ---------------------------------------------------------------------- stage 2
 def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 200, *, seed: int | None = None,
                client=None, scheduler=None, workers=None, resources=None, device="auto", torch_threads: int = 1,
-               write_imputed=False, overwrite: bool = False, progress: bool = True, dry_run: bool = False) -> pd.DataFrame:
+               write_imputed=False, overwrite: bool = False, progress: bool = True, dry_run: bool = False,
+               precision=None) -> pd.DataFrame:
     """Fit genome factors block by block with the network and biosample/assay factors frozen.
 
     See :meth:`epitensor.Avocado.fit_genome` (which calls this) for the parameters.
@@ -157,6 +160,7 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
     if write_imputed is not False and write_imputed is not None:
         store_p, model_p, _ = resolve_pairs(model, ds, "unobserved" if write_imputed is True else write_imputed)
         pairs = (store_p, model_p)
+        check_imputed_precision(path, precision)
     done, stale = finished(path, "factors", blocks, key)
     if overwrite:
         stale, done = sorted(set(stale) | done), set()
@@ -193,7 +197,7 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
     widths = (c.n_25bp_factors, c.n_250bp_factors, c.n_5kbp_factors)
     write_genome_factors(path, GenomeRows([]), [np.zeros((0, w), dtype=np.float32) for w in widths])
     if pairs is not None:
-        add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
+        add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True, precision=precision)
     sync_metadata(path)  # the workers open the store: its consolidated metadata must list the new arrays
     settings = dict(epochs=epochs, seed=seed, key=key, device=device, torch_threads=torch_threads,
                          pairs=pairs, impute_key=impute_keys)
@@ -216,7 +220,8 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
 # ---------------------------------------------------------------------- imputation by blocks
 def impute_genome(model, store=None, pairs="unobserved", region=None, block_size="1Mb", *, client=None,
                   scheduler=None, workers=None, resources=None, device="auto", torch_threads: int = 1,
-                  overwrite: bool = False, progress: bool = True, dry_run: bool = False) -> pd.DataFrame:
+                  overwrite: bool = False, progress: bool = True, dry_run: bool = False,
+                  precision=None) -> pd.DataFrame:
     """Write imputations of ``pairs`` into the store's ``imputed`` variable, block by block.
 
     See :meth:`epitensor.Avocado.impute_genome` for the parameters.
@@ -236,6 +241,7 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
     store_p, model_p, labels = resolve_pairs(model, ds, pairs)
     if not len(store_p):
         raise ModelError(f"no (biosample, assay) pair to impute for pairs={pairs!r}")
+    check_imputed_precision(path, precision)
     model._check_offset_tracks(ds, sorted({a for _, a in labels}))
     rows, tables = model_source(model)
     shipped, uncovered = {}, []
@@ -267,7 +273,7 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
     if dry_run:
         return pd.DataFrame([plan])
     prepare_markers(path)
-    add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True)
+    add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True, precision=precision)
     sync_metadata(path)
     groups = group_blocks(todo, genome)
     settings = dict(device=device, torch_threads=torch_threads, pairs=(store_p, model_p), impute_key=keys)
@@ -282,6 +288,15 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
     report.attrs["plan"] = plan
     _raise_failures(report, "impute_genome")
     return report
+
+
+def check_imputed_precision(path, precision) -> None:
+    """PrecisionError before any work when the store's ``imputed`` exists at another precision."""
+    root = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    if precision is not None and "imputed" in root:
+        check_precision(path, "imputed", root["imputed"].attrs, precision)
+    elif precision is not None:
+        parse_precision(precision)  # a bad name fails before the plan, too
 
 
 def impute_key(model_fingerprint: str, store_pairs: np.ndarray, fit_key: str) -> str:

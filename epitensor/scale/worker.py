@@ -28,6 +28,7 @@ from ..model.offsets import combine_with_average, leave_one_out_mean, offset_app
 from ..model.positions import GenomeRows
 from ..model.storage import write_genome_factors
 from ..model.training import build_training_data, predict_pairs, resolve_options, train
+from ..precision import precision_of
 from .blocks import Block
 from .factors import assemble_tables, with_genome_tables
 from .markers import write_marker
@@ -133,14 +134,15 @@ class _TrackOutput:
 
     def __init__(self, root: zarr.Group, path, variable: str, block: Block):
         self.arr, self.block = root[variable], block
+        self.precision = precision_of(self.arr.attrs)
         files = ChunkFiles.open(path, variable)
         whole = files is not None and block.first % files.chunk == 0 and (block.end % files.chunk == 0 or block.end == files.length)
         self.files = files if whole else None
 
     def write(self, b: int, a: int, values: np.ndarray) -> None:
         first, end = self.block.first, self.block.end
-        if self.files is None:
-            self.arr[b, a, first:end] = values
+        if self.files is None:  # ChunkFiles.write rounds the same way
+            self.arr[b, a, first:end] = self.precision.round(values)
             return
         size = self.files.chunk
         for k in range(first // size, -(-end // size)):
