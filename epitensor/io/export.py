@@ -11,6 +11,9 @@ import xarray as xr
 from ..exceptions import DataError, SchemaError, WriteError
 from ..genome import Genome
 
+#: Most zoom levels an exported bigWig holds (libBigWig writes fewer for short tracks).
+ZOOM_LEVELS = 10
+
 
 def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Path:
     """Write a 1-D track DataArray to a bigWig file, one entry per bin.
@@ -35,8 +38,10 @@ def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Pat
     -----
     The header lists every contig of the store's genome with its length. Each run of consecutive
     bins becomes fixed-step entries of span and step ``bin_size``; the last, partial bin of a
-    contig ends at the contig's end. NaN bins (no value) are left out of the file. The array is
-    read one chunk at a time, so memory does not grow with the track's length.
+    contig ends at the contig's end. NaN bins (no value) are left out of the file. The file holds
+    zoom levels (up to ``ZOOM_LEVELS`` summaries, each coarser than the last, that IGV and the UCSC
+    browser draw zoomed-out views from). The array is read one chunk at a time, so memory does not
+    grow with the track's length.
 
     Raises
     ------
@@ -73,7 +78,7 @@ def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Pat
         bw = create_bigwig(tmp, shown=path)
         step = genome.chunk_bins
         try:
-            bw.addHeader(list(zip(genome.contigs, genome.lengths)))
+            bw.addHeader(list(zip(genome.contigs, genome.lengths)), maxZooms=ZOOM_LEVELS)
             for lo in range(0, positions.size, step):
                 values = np.asarray(da.isel(position=slice(lo, lo + step)).values, dtype=np.float64)
                 wrote += _write_block(bw, genome, positions[lo : lo + step], undo(values))
