@@ -25,6 +25,9 @@ from ..exceptions import ArgumentError, DataError, GenomeError
 from ..genome import Genome
 from .bigwig_blocks import BigWigBlocks
 
+#: What a ``except BaseException`` around pybigtools (whose Rust panics are BaseExceptions) re-raises.
+_INTERRUPTS = (KeyboardInterrupt, SystemExit)
+
 
 @dataclass(frozen=True)
 class BigWigInfo:
@@ -130,7 +133,9 @@ def _summary_is_finite(path) -> bool | None:
     try:
         with pybigtools.open(os.fspath(path)) as bw:
             summary = bw.info()["summary"]
-    except Exception:  # pybigtools' BBIReadError or a truncated header: no proof either way
+    except BaseException as err:  # BBIReadError, or a Rust panic on a damaged header: no proof either way
+        if isinstance(err, _INTERRUPTS):
+            raise
         return None
     return bool(np.isfinite([summary["min"], summary["max"], summary["sum"], summary["std"]]).all())
 
@@ -361,7 +366,7 @@ def interval_bin_means(path, chrom: str, start: int, end: int, bin_size: int = 2
             if cut < end:  # the last, partial bin of a contig
                 parts.append(bw.values(chrom, cut, end, bins=1, **means))
     except BaseException as err:  # BBIReadError, or a Rust panic (a BaseException) on a corrupt block
-        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+        if isinstance(err, _INTERRUPTS):
             raise
         raise _damaged(path, chrom, start, end, err) from None
     out = np.concatenate(parts) if parts else np.zeros(0)
