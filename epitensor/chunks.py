@@ -5,8 +5,9 @@ chunks, float32, encoded with the ``bytes`` codec (little-endian), then Blosc, t
 (a 4-byte CRC-32C of the Blosc bytes, little-endian, appended to each chunk file). zarr-python
 moves every chunk through its asyncio event loop and two worker-thread hand-offs. For the 1 Mb
 pieces that ingestion writes and region reads touch, that costs several times the decoding and
-file I/O themselves (measured: 3.1 ms per chunk write, of which encoding and the file write are
-0.6 ms).
+file I/O themselves. ``benchmarks/bench_libraries.py`` measures this module against zarr-python,
+zarr-python with the zarrs codec pipeline, and tensorstore; it stays while it is at least 1.5x
+faster than the fastest of them (the tests check it against them bit for bit).
 
 :class:`ChunkFiles` does the same work in the calling thread, following the Zarr v3
 specification for exactly this layout:

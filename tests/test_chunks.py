@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pyBigWig
 import pytest
 import zarr
 
 import epitensor as et
 from epitensor.chunks import ChunkFiles
+from epitensor.io import read_bins
 
 GENOME = et.Genome("test", ["chr1", "chr2"], [250_013, 90_000], chunk_bins=1_000)  # 14,600 positions: an edge chunk of 600
 
@@ -65,3 +67,47 @@ def test_other_layouts_go_through_zarr(tmp_path):
     assert ChunkFiles.open(tmp_path / "d.zarr", "") is None
     assert ChunkFiles.open(tmp_path / "missing.zarr", "signal") is None
     assert plain.shape == as_float64.shape
+
+
+def real_file_pieces(bigwig_dir) -> dict[str, np.ndarray]:
+    """Binned values of every real bigWig file: per contig holding data, the 1 Mb piece (one
+    ingestion chunk) that holds its first interval."""
+    files = sorted(bigwig_dir.glob("*.b*"))
+    assert len(files) == 8
+    pieces = {}
+    for path in files:
+        bw = pyBigWig.open(str(path))
+        for chrom, length in bw.chroms().items():
+            first = bw.intervals(chrom, 0, length)
+            if first:
+                lo = first[0][0] // 25 // 40_000 * 40_000
+                pieces[f"{path.stem}.{chrom}"] = read_bins(path, chrom, length, lo, min(lo + 40_000, -(-length // 25)))
+        bw.close()
+    return pieces
+
+
+@pytest.mark.shared_data
+def test_real_file_bins_equal_the_libraries_bit_for_bit(bigwig_dir, tmp_path):
+    """The hand-written chunk path (kept: faster than the best library, benchmarks/bench_libraries.py)
+    against tensorstore (the fastest library reading) and zarrs (the fastest writing), on the bins
+    of every real file: the same values read, the same chunk files written."""
+    ts = pytest.importorskip("tensorstore")
+    pieces = real_file_pieces(bigwig_dir)
+    genome = et.Genome("pieces", list(pieces), [v.shape[0] * 25 for v in pieces.values()], chunk_bins=15_000)
+    values = np.full(genome.n_positions, np.nan, dtype=np.float32)  # NaN: the padding between contigs
+    for contig, bins in pieces.items():
+        lo, hi = genome.contig_bins(contig)
+        values[lo:hi] = bins
+    ours = et.create_store(tmp_path / "ours.zarr", ["B"], ["A"], genome)
+    files = ChunkFiles.open(ours, "signal")
+    for k in range(-(-genome.n_positions // files.chunk)):
+        files.write(0, 0, k, values[k * files.chunk : (k + 1) * files.chunk])
+    read = ts.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": str(ours / "signal")}}).result()[0, 0].read().result()
+    for got in (read, files.read(0, 0, 0, genome.n_positions)):
+        np.testing.assert_array_equal(got.view(np.uint32), values.view(np.uint32))  # bit for bit, NaNs included
+    assert digest(ours / "signal") != {}
+    pytest.importorskip("zarrs")
+    theirs = et.create_store(tmp_path / "zarrs.zarr", ["B"], ["A"], genome)
+    with zarr.config.set({"codec_pipeline.path": "zarrs.ZarrsCodecPipeline"}):
+        zarr.open_array(str(theirs), path="signal", mode="r+")[0, 0, :] = values
+    assert digest(theirs / "signal") == digest(ours / "signal")

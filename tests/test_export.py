@@ -184,3 +184,31 @@ def test_pybigtools_reads_an_export_of_a_sorted_xr_open_zarr_track(tmp_path, man
     assert [(s, e) for s, e, _ in records] == [(s, s + 25) for s in range(1000, 3000, 25)]
     expected = et.open_dataset(store).signal.sel(biosample="B1", assay="H3K4me3").epi.read("chr1:1,000-3,000")
     np.testing.assert_array_equal(np.array([v for _, _, v in records], dtype=np.float32), expected.values)
+
+
+def test_export_writes_zoom_levels_and_both_readers_agree(tmp_path, manifest):
+    """IGV and the UCSC browser draw zoomed-out views from a bigWig's zoom levels: the export
+    writes them, and pyBigWig and pybigtools read back the store's values and the same summaries."""
+    import pybigtools
+
+    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
+    track = et.open_dataset(store).signal.sel(biosample="B1", assay="H3K4me3")
+    out = track.epi.to_bigwig(tmp_path / "zoomed.bw")
+    bw, pbt = pyBigWig.open(str(out)), pybigtools.open(str(out))
+    try:
+        levels = bw.header()["nLevels"]
+        assert levels >= 1 and pbt.info()["zoomLevels"] == levels
+        for contig, length in CHROMS.items():
+            stored = track.epi.region(f"{contig}:0-{length}").values
+            by_pybigwig = np.array([v for _, _, v in bw.intervals(contig)], dtype=np.float32)
+            by_pybigtools = np.array([v for _, _, v in pbt.records(contig)], dtype=np.float32)
+            np.testing.assert_array_equal(by_pybigwig, stored)
+            np.testing.assert_array_equal(by_pybigtools, stored)
+            # zoomed-out summaries (read from the zoom levels) against the exact means
+            exact = np.array(bw.stats(contig, 0, length, type="mean", nBins=4, exact=True), dtype=np.float64)
+            zoomed = np.array(bw.stats(contig, 0, length, type="mean", nBins=4), dtype=np.float64)
+            np.testing.assert_allclose(zoomed, exact, rtol=0.05)
+            np.testing.assert_allclose(pbt.values(contig, 0, length, bins=4, summary="mean", exact=False, fillna=None), zoomed, rtol=0.05)
+    finally:
+        bw.close()
+        pbt.close()

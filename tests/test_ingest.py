@@ -18,7 +18,7 @@ from epitensor.chunks import ChunkFiles
 from epitensor.datasets import synthetic_bigwigs, write_bigwig
 from epitensor.io import completed_pieces, read_bins
 from epitensor.io import ingestion as ingest_module
-from epitensor.io.bigwig import bin_means, inspect_bigwig
+from epitensor.io.bigwig import bin_means, inspect_bigwig, interval_bin_means
 from epitensor.io.bigwig_blocks import BigWigBlocks
 
 CHROMS = {"chr1": 60_013, "chr2": 30_007}  # partial last bins; 3 + 2 chunks of 1,000 bins
@@ -313,9 +313,8 @@ def test_damaged_data_block_erases_the_track_and_keeps_the_others(tmp_path, mani
     store = new_store(tmp_path / "s.zarr")
     kept = {f: f.read_bytes() for f in track_chunk_files(store, 1, 1)}
     damaged = corrupt_data_block(manifest.path[0], tmp_path / "damaged.bw", "chr2")
-    with BigWigBlocks(damaged) as blocks:  # the damage is real: the block no longer inflates
-        with pytest.raises(Exception, match="zlib|decompress|invalid"):
-            blocks.intervals("chr2", 0, CHROMS["chr2"])
+    with pytest.raises(et.DataError, match="cannot read chr2"):  # the damage is real: the block no longer reads
+        interval_bin_means(damaged, "chr2", 0, CHROMS["chr2"])
     table = manifest.iloc[[0, 1]].assign(path=[str(damaged), manifest.path[1]])
     with pytest.raises(et.DataError, match=r"track B1/H3K4me3 .*damaged.bw: cannot read chr2.*damaged"):
         et.ingest(table, store, scheduler="sync", progress=False)

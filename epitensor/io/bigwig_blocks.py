@@ -1,26 +1,20 @@
-"""Binned means straight from a bigWig file's data blocks, at the cost of its intervals.
+"""The layout of a bigWig file's header and indexes, checked before a C library follows it.
 
-``pyBigWig.values`` expands a region to one float per base before we average 25 of them; a
-signal track stores one interval per few tens of bases, so most of that work is filler. This
-module reads the file the way the format lays it out (UCSC bigWig specification, Kent et al.
-2010): the chromosome B+ tree gives the contig's id, the R-tree index gives the data blocks that
-overlap a region, and each (zlib-compressed) block holds one section of bedGraph, variableStep or
-fixedStep items, decoded with :func:`numpy.frombuffer`. Bin sums then come from weighted
-bincounts over the items (see :func:`_bin_sums`), with no per-base array at all.
-
-The numbers equal ``pyBigWig.values`` -> NaN to 0 -> 25 bp means (tested on the real files of
-``../shared/data/bigwig``); files this reader cannot take (overlapping intervals, an unknown
-section type) make :meth:`BigWigBlocks.bin_sums` return None and the caller falls back to pyBigWig.
+pyBigWig (libBigWig) follows the offsets of a bigWig header without checking them and can crash
+the interpreter on a damaged file; libBigWig also only prints its write errors, leaving a
+truncated file when the disk fills up. :class:`BigWigBlocks` reads what the UCSC bigWig
+specification (Kent et al. 2010) lays out ahead of the data (the header, the zoom headers, the
+chromosome B+ tree and the R-tree indexes) and checks that it lies inside the file
+(:meth:`BigWigBlocks.check_layout`) and that every block the indexes point to is there
+(:meth:`BigWigBlocks.is_complete`). It decodes no data: binned values are read with pybigtools
+(:func:`epitensor.io.bigwig.interval_bin_means`).
 """
 
 from __future__ import annotations
 
 import os
-import zlib
 
 import numpy as np
-
-from ..exceptions import DataError
 
 BIGWIG_MAGIC = 0x888FFC26
 CHROM_TREE_MAGIC = 0x78CA8C91
@@ -28,7 +22,7 @@ INDEX_MAGIC = 0x2468ACE0
 
 
 class BigWigBlocks:
-    """The contigs and the data-block index of one bigWig file, opened for block reads.
+    """The contigs and the data-block indexes of one bigWig file, opened for layout checks.
 
     Parameters
     ----------
@@ -42,9 +36,9 @@ class BigWigBlocks:
 
     Examples
     --------
-    >>> reader = BigWigBlocks("H1_k27ac.bw")                        # doctest: +SKIP
-    >>> reader.bin_sums("chr6", 31_000_000, 32_000_000, 25).shape   # doctest: +SKIP
-    (40000,)
+    >>> with BigWigBlocks("H1_k27ac.bw") as reader:   # doctest: +SKIP
+    ...     reader.check_layout(); reader.is_complete()
+    True
     """
 
     def __init__(self, path):
@@ -90,18 +84,6 @@ class BigWigBlocks:
         self._chrom_tree, self._index = int(header["chrom_tree"]), int(header["index"])
         self._zoom_levels, self._data = int(header["zoom_levels"]), int(header["data"])
         self._total_summary = int(header["total_summary"])
-        self._compressed = int(header["uncompress_buf"]) > 0
-
-    def summary_is_finite(self) -> bool | None:
-        """Whether the file's total summary (min, max, sum, sum of squares) is finite, which
-        proves every value is; None when the file has no total summary."""
-        if self._total_summary == 0:
-            return None
-        e = self._e
-        summary = np.frombuffer(self._read(self._total_summary, 40), dtype=np.dtype([
-            ("bases", f"{e}u8"), ("min", f"{e}f8"), ("max", f"{e}f8"), ("sum", f"{e}f8"), ("squares", f"{e}f8"),
-        ]), count=1)[0]
-        return bool(np.isfinite([summary["min"], summary["max"], summary["sum"], summary["squares"]]).all())
 
     def _read_chrom_tree(self) -> dict[str, tuple[int, int]]:
         """Contig name -> (id, length), from the chromosome B+ tree."""
@@ -203,95 +185,3 @@ class BigWigBlocks:
             else:
                 pending.extend(int(c) for c in hits["child"][::-1])
         return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
-
-    # ------------------------------------------------------------------ data
-    def intervals(self, chrom: str, start: int, end: int):
-        """``(starts, ends, values)`` of the items overlapping ``[start, end)``, or None when the
-        file holds something this reader does not decode (an unknown section type).
-
-        Items are returned whole (not clipped), sorted by start, as stored.
-        """
-        chrom_id = self.chroms[chrom][0]
-        blocks = self._blocks(chrom_id, start, end)
-        if not len(blocks):
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-        first, last = int(blocks[:, 0].min()), int((blocks[:, 0] + blocks[:, 1]).max())
-        span = self._read(first, last - first)  # blocks of a region lie together: one read
-        parts = []
-        for offset, size in blocks:
-            raw = span[offset - first : offset - first + size]
-            part = self._section(zlib.decompress(raw) if self._compressed else raw, chrom_id)
-            if part is None:
-                return None
-            parts.append(part)
-        s, t, v = (np.concatenate(x) for x in zip(*parts))
-        keep = (t > start) & (s < end)
-        return s[keep], t[keep], v[keep]
-
-    def _section(self, raw: bytes, chrom_id: int):
-        e = self._e
-        head = np.frombuffer(raw, dtype=np.dtype([
-            ("chrom", f"{e}u4"), ("start", f"{e}u4"), ("end", f"{e}u4"), ("step", f"{e}u4"), ("span", f"{e}u4"),
-            ("type", "u1"), ("reserved", "u1"), ("count", f"{e}u2"),
-        ]), count=1)[0]
-        n, kind = int(head["count"]), int(head["type"])
-        if head["chrom"] != chrom_id:
-            empty = np.zeros(0, np.int64)
-            return empty, empty, np.zeros(0, np.float32)
-        if kind == 1:  # bedGraph: start, end, value
-            items = np.frombuffer(raw, dtype=np.dtype([("s", f"{e}u4"), ("e", f"{e}u4"), ("v", f"{e}f4")]), count=n, offset=24)
-            return items["s"].astype(np.int64), items["e"].astype(np.int64), items["v"].astype(np.float32)
-        if kind == 2:  # variableStep: start, value; span from the header
-            items = np.frombuffer(raw, dtype=np.dtype([("s", f"{e}u4"), ("v", f"{e}f4")]), count=n, offset=24)
-            s = items["s"].astype(np.int64)
-            return s, s + int(head["span"]), items["v"].astype(np.float32)
-        if kind == 3:  # fixedStep: values only; starts from the header's start and step
-            v = np.frombuffer(raw, dtype=f"{e}f4", count=n, offset=24).astype(np.float32)
-            s = int(head["start"]) + int(head["step"]) * np.arange(n, dtype=np.int64)
-            return s, s + int(head["span"]), v
-        return None
-
-    def bin_sums(self, chrom: str, start: int, end: int, bin_size: int, *, label: str = "", check: bool = True):
-        """Sum of the signal over each ``bin_size`` bin of ``[start, end)`` (no coverage counts 0).
-
-        The last bin ends at ``end`` (it may be shorter). Returns float64 sums, or None when the
-        file needs the pyBigWig path (overlapping items or an unknown section type).
-
-        Raises
-        ------
-        DataError
-            NaN or infinite values in the region (with ``check``).
-        """
-        found = self.intervals(chrom, start, end)
-        if found is None:
-            return None
-        s, t, v = found
-        if len(s) > 1 and (np.any(s[1:] < t[:-1])):
-            return None  # overlapping items: pyBigWig's values() says which one wins
-        if check and not np.isfinite(v).all():
-            kind = "NaN" if np.isnan(v).any() else "infinite"
-            raise DataError(
-                f"{label or self.path}: {kind} values in {chrom}:{start:,}-{end:,}; a bigWig track must hold "
-                "finite numbers (no coverage is written as a gap, not NaN). Fix or regenerate the file"
-            )
-        v = np.where(np.isnan(v), 0.0, v).astype(np.float64)  # NaN is no coverage, as in pyBigWig's values()
-        return _bin_sums(np.clip(s, start, end) - start, np.clip(t, start, end) - start, v, end - start, bin_size)
-
-
-def _bin_sums(starts, ends, values, length: int, bin_size: int) -> np.ndarray:
-    """Sum of a piecewise-constant signal over each ``bin_size`` bin of ``[0, length)``.
-
-    Items ``[starts, ends)`` with ``values`` (sorted, not overlapping, inside ``[0, length)``) add
-    ``value x overlap`` to each bin they touch: the part in their first bin and the part in their
-    last bin (two weighted bincounts), and ``value x bin_size`` to every bin in between (a
-    difference array and its running sum). Cost: linear in items plus bins, no per-base array.
-    """
-    n = -(-length // bin_size)
-    first, last = starts // bin_size, np.maximum(ends - 1, starts) // bin_size
-    spans = (last > first).astype(np.float64)
-    head = values * (np.minimum(ends, (first + 1) * bin_size) - starts)
-    tail = values * spans * (ends - last * bin_size)
-    sums = np.bincount(first, weights=head, minlength=n) + np.bincount(last, weights=tail, minlength=n)
-    full = values * spans * bin_size  # bins first+1 .. last-1 (none when last == first + 1)
-    middle = np.bincount(first + 1, weights=full, minlength=n + 1) - np.bincount(last, weights=full, minlength=n + 1)
-    return sums + np.cumsum(middle[:n])

@@ -11,6 +11,9 @@ import xarray as xr
 from ..exceptions import DataError, SchemaError, WriteError
 from ..genome import Genome
 
+#: Most zoom levels an exported bigWig holds (libBigWig writes fewer for short tracks).
+ZOOM_LEVELS = 10
+
 
 def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Path:
     """Write a 1-D track DataArray to a bigWig file, one entry per bin.
@@ -35,8 +38,10 @@ def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Pat
     -----
     The header lists every contig of the store's genome with its length. Each run of consecutive
     bins becomes fixed-step entries of span and step ``bin_size``; the last, partial bin of a
-    contig ends at the contig's end. NaN bins (no value) are left out of the file. The array is
-    read one chunk at a time, so memory does not grow with the track's length.
+    contig ends at the contig's end. NaN bins (no value) are left out of the file. The file holds
+    zoom levels (up to ``ZOOM_LEVELS`` summaries, each coarser than the last, that IGV and the UCSC
+    browser draw zoomed-out views from). The array is read one chunk at a time, so memory does not
+    grow with the track's length.
 
     Raises
     ------
@@ -55,6 +60,8 @@ def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Pat
     >>> track = ds.signal.epi.region("chr21:10M-11M").sel(biosample="HepG2", assay="H3K27ac")  # doctest: +SKIP
     >>> to_bigwig(track, "HepG2_H3K27ac.bw", inverse_transform=True)                  # doctest: +SKIP
     """
+    from ..direct import read_selection, store_source
+
     da = _one_track(da)
     genome = Genome.from_attrs(da.attrs)
     undo = _inverse(da, inverse_transform)
@@ -64,6 +71,7 @@ def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Pat
         raise DataError("the track repeats some positions (overlapping regions?); select each bin once")
     if not (order == np.arange(order.size)).all():
         da, positions = da.isel(position=order), positions[order]
+    source = store_source(da)  # an unmodified store selection: its chunks are read directly
     path = Path(path)
     check_writable(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -73,9 +81,11 @@ def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Pat
         bw = create_bigwig(tmp, shown=path)
         step = genome.chunk_bins
         try:
-            bw.addHeader(list(zip(genome.contigs, genome.lengths)))
+            bw.addHeader(list(zip(genome.contigs, genome.lengths)), maxZooms=ZOOM_LEVELS)
             for lo in range(0, positions.size, step):
-                values = np.asarray(da.isel(position=slice(lo, lo + step)).values, dtype=np.float64)
+                block = slice(lo, lo + step)
+                part = read_selection(da, source, block) if source is not None else da.isel(position=block)
+                values = np.asarray(part.values, dtype=np.float64)
                 wrote += _write_block(bw, genome, positions[lo : lo + step], undo(values))
             done, bw = bw, None
             done.close()
@@ -199,6 +209,8 @@ def _positions(da, genome) -> np.ndarray:
 
 def _write_block(bw, genome: Genome, positions, values) -> int:
     """Write the bins of one block as runs of consecutive, finite bins of one contig."""
+    import pyBigWig
+
     names, starts = genome.locate(positions)
     keep = (names != "") & np.isfinite(values)
     positions, names, starts, values = positions[keep], names[keep], starts[keep], values[keep].astype(np.float32)
@@ -210,7 +222,8 @@ def _write_block(bw, genome: Genome, positions, values) -> int:
         chrom, length = names[lo], genome.length(names[lo])
         full = hi if starts[hi - 1] + size <= length else hi - 1
         if full > lo:
-            bw.addEntries(chrom, int(starts[lo]), values=values[lo:full].astype(np.float64).tolist(), span=size, step=size)
+            run = values[lo:full].astype(np.float64)  # an array where pyBigWig was built with numpy
+            bw.addEntries(chrom, int(starts[lo]), values=run if pyBigWig.numpy else run.tolist(), span=size, step=size)
         if full < hi:  # the last, partial bin of the contig
             bw.addEntries([chrom], [int(starts[full])], ends=[length], values=[float(values[full])])
     return int(positions.size)
