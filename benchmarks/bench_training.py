@@ -66,9 +66,11 @@ def macs_per_sample(cfg: AvocadoConfig) -> int:
     return macs + width
 
 
-def matmul_peak(device="cpu") -> float:
-    """Measured matrix-multiply FLOP/s (best of a few products): fp32 on CPU, bf16 on CUDA."""
-    n, dtype = (2048, torch.float32) if device == "cpu" else (8192, torch.bfloat16)
+def matmul_peak(device="cpu", n: int | None = None) -> float:
+    """Measured matrix-multiply FLOP/s (best of a few n x n products; n default 2048 on CPU, 8192 on
+    CUDA): fp32 on CPU, bf16 on CUDA."""
+    dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    n = n or (2048 if device == "cpu" else 8192)
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     a @ b
     best = 0.0
@@ -88,13 +90,16 @@ def _sync(device):
 
 
 # ---------------------------------------------------------------------- epitensor
-def bench_ours(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int, device="cpu", n_pred=None):
+def bench_ours(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int, device="cpu", n_pred=None,
+               dtype=None):
+    """(training samples/s, predictions/s) of epitensor's training loop and ``predict_pairs``;
+    ``dtype``: of the training tensor (default: the device's, float16 on CUDA)."""
     n = values.shape[1]
     rows = GenomeRows(np.arange(n))
     torch.manual_seed(0)
     module = AvocadoModule(n_cells, n_assays, rows.n_rows, cfg).to(device)
     cols = np.random.default_rng(0).permutation(n)[: steps * cfg.batch_size]  # `steps` steps per epoch, full-size tables
-    data = build_training_data(values[:, cols], cb, ca, rows.rows(cols), device=device)
+    data = build_training_data(values[:, cols], cb, ca, rows.rows(cols), device=device, dtype=dtype)
     hist, _ = train(module, data, 2, cfg, progress=False, device=device)  # epoch 1 warms up
     train_rate = steps * cfg.batch_size / (hist.seconds.iloc[1] - hist.seconds.iloc[0])
     n = n_pred or n
