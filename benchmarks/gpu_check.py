@@ -61,11 +61,13 @@ VERSIONS = ("torch", "numpy", "pandas", "xarray", "zarr", "numcodecs", "dask", "
 #: Sizes of the full run and of ``--quick``.
 SIZES = {
     "full": dict(steps=50, repeats=2, pred_positions=2_000_000, peak_n=None, nets={"paper": 2048, "2x256": 256},
-                 batch=40_000, stage2_blocks=4, stage2_cpu_blocks=1, stage2_epochs=5, stage2_nodes=2048,
-                 stage2_block="1Mb", roadmap_minutes=2.0, roadmap_epochs=None, test_timeout=240),
+                  batch=40_000, stage2_blocks=4, stage2_cpu_blocks=1, stage2_epochs=2, stage2_long_epochs=50,
+                 stage2_cpu_pairs=2, stage2_nodes=2048, stage2_block="1Mb", roadmap_minutes=1.5, roadmap_epochs=None,
+                 test_timeout=240, budget=450),
     "quick": dict(steps=2, repeats=1, pred_positions=4_000, peak_n=256, nets={"paper": 64, "2x256": 16},
-                  batch=1_000, stage2_blocks=2, stage2_cpu_blocks=1, stage2_epochs=1, stage2_nodes=16,
-                  stage2_block="25kb", roadmap_minutes=0.5, roadmap_epochs=2, test_timeout=120),
+                  batch=1_000, stage2_blocks=2, stage2_cpu_blocks=1, stage2_epochs=1, stage2_long_epochs=2,
+                  stage2_cpu_pairs=2, stage2_nodes=16, stage2_block="25kb", roadmap_minutes=0.5, roadmap_epochs=2,
+                  test_timeout=120, budget=120),
 }
 
 
@@ -82,15 +84,21 @@ class Report:
     def run(self, name: str, fn, *args):
         print(f"== {name}", flush=True)
         t = time.perf_counter()
+        stop = None
         try:
             rec = {"status": "ok", "result": fn(*args)}
         except Exception:  # every step is guarded: record it and go on
             rec = {"status": "failed", "error": traceback.format_exc()}
             print(rec["error"], file=sys.stderr, flush=True)
+        except KeyboardInterrupt as err:  # SIGINT from the wrapper's time limit: record, then stop
+            rec, stop = {"status": "interrupted", "error": "stopped by SIGINT (the time limit) during this step\n"
+                                                           + traceback.format_exc()}, err
         rec["seconds"] = round(time.perf_counter() - t, 2)
         self.data["steps"][name] = rec
         print(f"== {name}: {rec['status']} in {rec['seconds']} s", flush=True)
         self.write()
+        if stop is not None:
+            raise stop
         return rec
 
     @property
@@ -266,41 +274,48 @@ def _free(device):
 
 # ---------------------------------------------------------------------- 5. stage 2
 def _warm_worker(device: str) -> str:
-    """Run on each dask worker before timing: imports, and the CUDA context when on a GPU."""
+    """Run on each dask worker before timing: imports, and the CUDA context and cuBLAS when on a GPU."""
     import torch
 
-    import epitensor  # noqa: F401
+    import epitensor.scale.worker  # noqa: F401
 
-    torch.ones(1, device=device).sum().item()
+    x = torch.ones(64, 64, device=device)
+    (x @ x).sum().item()
     return str(torch.device(device))
 
 
-def _stage2_run(client, tmp, name, dev, resources, n_blocks, block_bins, size) -> dict:
-    """fit_genome then impute_genome (unobserved pairs) over ``n_blocks`` blocks after the first, on a copy."""
+def _stage2_run(client, tmp, name, dev, resources, n_blocks, epochs, pairs, block_bins, size) -> dict:
+    """On a copy of the store: ``fit_genome`` over ``n_blocks`` blocks after the first (the stage-1
+    region), then ``impute_genome`` of ``pairs`` there (none when None)."""
     import epitensor as et
 
-    store = tmp / f"stage2-{dev}.zarr"
+    store = tmp / f"stage2-{dev}-{epochs}.zarr"
     shutil.copytree(tmp / "stage2.zarr", store)
     m = et.Avocado.load(tmp / "stage2-model", et.open_dataset(store), device="cpu")
     bp = block_bins * 25
     region = f"bench:{bp}-{(n_blocks + 1) * bp}"
     kw = dict(client=client, resources=resources, device=dev, torch_threads=1, progress=False, block_size=size["stage2_block"])
     t = time.perf_counter()
-    fit = m.fit_genome(region=region, epochs=size["stage2_epochs"], **kw)
+    fit = m.fit_genome(region=region, epochs=epochs, **kw)
     fit_s = time.perf_counter() - t
-    t = time.perf_counter()
-    imp = m.impute_genome(pairs="unobserved", region=region, **kw)
-    imp_s = time.perf_counter() - t
+    row = {"worker": name, "blocks": len(fit), "block_bins": block_bins, "epochs": epochs, "fit_s": fit_s,
+           "fit_blocks_per_s": len(fit) / fit_s, "train_samples_per_s": epochs * int(fit.n_positions.sum()) / fit_s,
+           "first_block_loss": float(fit.loss.iloc[0]), "pairs_imputed": None, "predictions": 0,
+           "impute_s": None, "impute_blocks_per_s": None, "predictions_per_s": None}
+    if set(fit.status) != {"fitted"}:
+        raise RuntimeError(f"{name}: blocks not all fitted:\n{fit.to_string()}")
+    if pairs is not None:
+        t = time.perf_counter()
+        imp = m.impute_genome(pairs=pairs, region=region, **kw)
+        imp_s = time.perf_counter() - t
+        if set(imp.status) != {"imputed"}:
+            raise RuntimeError(f"{name}: blocks not all imputed:\n{imp.to_string()}")
+        preds = int(imp.n_predictions.sum())
+        row.update(pairs_imputed=preds // int(fit.n_positions.sum()), predictions=preds, impute_s=imp_s,
+                   impute_blocks_per_s=len(imp) / imp_s, predictions_per_s=preds / imp_s)
     shutil.rmtree(store, ignore_errors=True)
-    if set(fit.status) != {"fitted"} or set(imp.status) != {"imputed"}:
-        raise RuntimeError(f"{name}: blocks not all done:\n{fit.to_string()}\n{imp.to_string()}")
-    preds = int(imp.n_predictions.sum())
-    row = {"worker": name, "blocks": len(fit), "block_bins": block_bins, "epochs": size["stage2_epochs"],
-           "fit_s": fit_s, "fit_blocks_per_s": len(fit) / fit_s,
-           "train_samples_per_s": size["stage2_epochs"] * int(fit.n_positions.sum()) / fit_s,
-           "impute_s": imp_s, "impute_blocks_per_s": len(imp) / imp_s, "predictions": preds,
-           "predictions_per_s": preds / imp_s, "first_block_loss": float(fit.loss.iloc[0])}
-    print(f"  {name}: fit {row['fit_blocks_per_s']:.3f} blocks/s, impute {row['predictions_per_s']:,.0f} predictions/s", flush=True)
+    print(f"  {name}, {epochs} epochs: fit {row['fit_blocks_per_s']:.3f} blocks/s"
+          + (f", impute {row['predictions_per_s']:,.0f} predictions/s" if pairs is not None else ""), flush=True)
     return row
 
 
@@ -319,34 +334,46 @@ def step_stage2(device: str, size: dict, tmp: Path) -> dict:
     ds = et.datasets.synthetic(tmp / "stage2.zarr", n_biosamples=16, n_assays=10, genome=genome, missing=0.5, seed=0)
     net = dict(n_layers=2, n_nodes=size["stage2_nodes"], batch_size=size["batch"])
     model = et.Avocado(ds, preset="paper", seed=0, device=device, **net)
-    bp = block_bins * 25
-    model.fit(region=f"bench:0-{bp}", epochs=1, progress=False)
+    model.fit(region=f"bench:0-{block_bins * 25}", epochs=1, progress=False)
     model.save(tmp / "stage2-model")
     del model
     _free(device)
-    # one worker process holding the resource GPU=1 (1 thread): tasks that claim it run on the device;
-    # the same worker then runs the CPU baseline (no resource claimed, device cpu, 1 torch thread)
-    runs = [(f"1 {device} worker (resources GPU=1)", device, {"GPU": 1}, size["stage2_blocks"]),
-            ("1 CPU worker (1 thread)", "cpu", None, size["stage2_cpu_blocks"])]
+    missing = ds.epi.tracks("missing")
+    cpu_pairs = list(zip(missing.biosample, missing.assay))[: size["stage2_cpu_pairs"]]
+    gpu = f"1 {device} worker (resources GPU=1)"
+    # (name, device, resources, blocks, epochs, pairs imputed): the device worker at the short and the
+    # long epoch count (their difference is the per-epoch cost, the rest the per-block overhead), then
+    # the CPU baseline at the short one (a few pairs imputed: a CPU thread takes minutes for all)
+    runs = [(gpu, device, {"GPU": 1}, size["stage2_blocks"], size["stage2_epochs"], "unobserved"),
+            (gpu, device, {"GPU": 1}, size["stage2_blocks"], size["stage2_long_epochs"], None),
+            ("1 CPU worker (1 thread)", "cpu", None, size["stage2_cpu_blocks"], size["stage2_epochs"], cpu_pairs)]
     rows = []
+    # one worker process holding the resource GPU=1, 1 thread: tasks claiming it run on the device; the
+    # same process then runs the CPU baseline (no resource claimed, device cpu, 1 torch thread)
     cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
                            resources={"GPU": 1})
     try:
         with Client(cluster) as client:
-            for name, dev, resources, nb in runs:
+            client.run(_warm_worker, device)
+            _stage2_run(client, tmp, "warm-up", device, {"GPU": 1}, 1, 1, None, block_bins, size)  # first-task costs
+            for name, dev, resources, nb, epochs, pairs in runs:
                 client.run(_warm_worker, dev)
-                rows.append(_stage2_run(client, tmp, name, dev, resources, nb, block_bins, size))
+                rows.append(_stage2_run(client, tmp, name, dev, resources, nb, epochs, pairs, block_bins, size))
                 _free(device)
     finally:
         cluster.close()
+    short, long, cpu = rows
+    per_epoch = (long["fit_s"] / long["blocks"] - short["fit_s"] / short["blocks"]) / (long["epochs"] - short["epochs"])
+    overhead = short["fit_s"] / short["blocks"] - short["epochs"] * per_epoch
     return {"store": "synthetic 16 biosamples x 10 assays, 50% observed", "network": f"2 x {size['stage2_nodes']}",
-            "torch_threads": torch.get_num_threads(), "rows": rows,
-            "fit_blocks_per_s_ratio": rows[0]["fit_blocks_per_s"] / rows[1]["fit_blocks_per_s"],
-            "impute_predictions_per_s_ratio": rows[0]["predictions_per_s"] / rows[1]["predictions_per_s"]}
+            "torch_threads_driver": torch.get_num_threads(), "rows": rows,
+            "fit_blocks_per_s_ratio": short["fit_blocks_per_s"] / cpu["fit_blocks_per_s"],
+            "impute_predictions_per_s_ratio": short["predictions_per_s"] / cpu["predictions_per_s"],
+            "device_seconds_per_block_epoch": per_epoch, "device_seconds_per_block_overhead": overhead}
 
 
 # ---------------------------------------------------------------------- 6. Roadmap
-def step_roadmap(device: str, size: dict, tmp: Path, data: Path) -> dict:
+def step_roadmap(device: str, size: dict, tmp: Path, data: Path, deadline: float) -> dict:
     import numpy as np
 
     sys.path.insert(0, str(BENCH))
@@ -363,16 +390,23 @@ def step_roadmap(device: str, size: dict, tmp: Path, data: Path) -> dict:
     truth = {p: ds.held_out.sel(biosample=p[0], assay=p[1]).epi.region(region).values for p in LATIN_SQUARE}
     base = [scores(truth[p], average_activity(ds, *p, region))["mse"] for p in LATIN_SQUARE]
     rows = []
-    for dev in dict.fromkeys([device, "cpu"]):  # the device and CPU, same seed (once on a CPU dry run)
+    devices = list(dict.fromkeys([device, "cpu"]))  # the device and CPU, same seed (once on a CPU dry run)
+    for i, dev in enumerate(devices):
+        # the validation phase's budget: --roadmap-minutes, less when the run's budget is short (the
+        # refit that follows takes about as long again)
+        limit = min(size["roadmap_minutes"] * 60, max(5.0, (deadline - time.perf_counter()) / (2 * (len(devices) - i))))
         t = time.perf_counter()
         model = et.Avocado(ds, device=dev, seed=0)
-        hist = model.fit(epochs=size["roadmap_epochs"], time_limit=size["roadmap_minutes"] * 60, progress=False)
+        hist = model.fit(epochs=size["roadmap_epochs"], time_limit=limit, progress=False)
         fit_s = time.perf_counter() - t
+        val = hist[hist.phase == "validation"] if "phase" in hist else hist
+        patience = model.config.patience
+        waited = len(val) - 1 - int(np.nanargmin(val.val_mse.to_numpy())) if "val_mse" in val else -1
+        stopped = "patience" if patience and waited >= patience else "time limit or epochs"
         imp = model.impute(region=region)
         per_track = {f"{b}.{a}": scores(truth[(b, a)], imp.sel(biosample=b, assay=a).values) for b, a in LATIN_SQUARE}
-        phase = hist.phase if "phase" in hist else None
         rows.append({"device": dev, "preset": model.config.auto_choice.split(":")[0], "epochs": len(hist),
-                     "validation_epochs": int((phase == "validation").sum()) if phase is not None else len(hist),
+                     "validation_epochs": len(val), "validation_stopped_by": stopped, "time_limit_s": round(limit, 1),
                      "fit_s": fit_s, "baseline_weight": model.config.baseline_weight,
                      "held_out_mse": float(np.mean([v["mse"] for v in per_track.values()])),
                      "held_out_r": float(np.mean([v["r"] for v in per_track.values()])), "per_track": per_track})
@@ -440,19 +474,21 @@ def markdown(data: dict) -> str:
     s2 = steps.get("stage2", {}).get("result")
     if s2:
         lines += ["", f"## Stage 2 on a LocalCluster ({s2['store']}, network {s2['network']})", "",
-                  "| worker | blocks | bins/block | epochs | fit blocks/s | training samples/s | impute blocks/s | predictions/s |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| worker | blocks | bins/block | epochs | fit blocks/s | training samples/s | pairs imputed | impute blocks/s | predictions/s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['worker']} | {r['blocks']} | {r['block_bins']:,} | {r['epochs']} | {r['fit_blocks_per_s']:.3f} | "
-                  f"{_fmt(r['train_samples_per_s'])} | {r['impute_blocks_per_s']:.3f} | {_fmt(r['predictions_per_s'])} |"
-                  for r in s2["rows"]]
-        lines += ["", f"Device worker / CPU worker: fit blocks/s {s2['fit_blocks_per_s_ratio']:.1f}x, "
-                      f"predictions/s {s2['impute_predictions_per_s_ratio']:.1f}x."]
+                  f"{_fmt(r['train_samples_per_s'])} | {_fmt(r['pairs_imputed'], ',')} | {_fmt(r['impute_blocks_per_s'], '.3f')} | "
+                  f"{_fmt(r['predictions_per_s'])} |" for r in s2["rows"]]
+        lines += ["", f"Device worker / CPU worker at {s2['rows'][0]['epochs']} epochs: fit blocks/s "
+                      f"{s2['fit_blocks_per_s_ratio']:.1f}x, predictions/s {s2['impute_predictions_per_s_ratio']:.1f}x. "
+                      f"Device worker per block: {s2['device_seconds_per_block_overhead']:.2f} s overhead + "
+                      f"{s2['device_seconds_per_block_epoch']:.4f} s per epoch (from the two epoch counts)."]
     rm = steps.get("roadmap", {}).get("result")
     if rm:
         lines += ["", f"## Roadmap sample, default configuration ({rm['bins']:,} bins, held out: {', '.join(rm['held_out'])})", "",
-                  "| device | preset | epochs (validation) | fit s | baseline weight | held-out MSE | vs average activity | mean r |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['device']} | {r['preset']} | {r['epochs']} ({r['validation_epochs']}) | {r['fit_s']:.1f} | "
+                  "| device | preset | epochs (validation) | validation stopped by | fit s | baseline weight | held-out MSE | vs average activity | mean r |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['device']} | {r['preset']} | {r['epochs']} ({r['validation_epochs']}) | {r['validation_stopped_by']} | {r['fit_s']:.1f} | "
                   f"{r['baseline_weight']} | {r['held_out_mse']:.4f} | {r['held_out_mse'] / rm['average_activity_mse'] - 1:+.1%} | "
                   f"{r['held_out_r']:.3f} |" for r in rm["rows"]]
         lines += ["", f"Average activity: {rm['average_activity_mse']:.4f}."]
@@ -474,6 +510,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
     ap.add_argument("--data", type=Path, default=DATA, help="prepared Roadmap bins (--prepare-data)")
     ap.add_argument("--wheels", type=Path, default=WHEELS, help="folder of carried wheels")
+    ap.add_argument("--budget", type=float, help="seconds the whole run should take (default 450; quick 120): "
+                    "the Roadmap fits shorten their time limits to end inside it")
     ap.add_argument("--prepare-data", type=Path, metavar="DIR", help="write the Roadmap bins the check needs to DIR and stop")
     ap.add_argument("--bins", type=int, default=200_000, help="bins --prepare-data keeps (default 200,000)")
     ap.add_argument("--source", type=Path, help="Roadmap folder --prepare-data reads (default ../shared/data/roadmap_pilot)")
@@ -494,28 +532,31 @@ def main(argv=None) -> int:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     tmp = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     t0 = time.perf_counter()
+    deadline = t0 + (args.budget or size["budget"])
     try:
-        if "install" in steps:
-            report.run("install", step_install, args.wheels)
-        else:
-            os.environ.update(_env_with_paths())
-        if "environment" in steps:
-            report.run("environment", step_environment, args.device, out)
-        if "cuda_tests" in steps:
-            report.run("cuda_tests", step_cuda_tests, args.device, out, args.quick, size["test_timeout"])
-        if "throughput" in steps:
-            report.run("throughput", step_throughput, args.device, size)
-        if "stage2" in steps:
-            report.run("stage2", step_stage2, args.device, size, tmp)
-        if "roadmap" in steps:
-            report.run("roadmap", step_roadmap, args.device, size, tmp, args.data)
+        _run_steps(report, steps, args, size, out, tmp, deadline)
+    except KeyboardInterrupt:
+        print("stopped by SIGINT: the steps not run are not in the report", file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         report.data["total_seconds"] = round(time.perf_counter() - t0, 1)
         report.write()
     print(f"results in {out}: {'all steps ok' if not report.failed else 'FAILED: ' + ', '.join(report.failed)} "
           f"({report.data['total_seconds']} s)")
-    return 1 if report.failed else 0
+    return 1 if report.failed or set(steps) - set(report.data["steps"]) else 0
+
+
+def _run_steps(report, steps, args, size, out, tmp, deadline):
+    """The chosen steps in order; install first, since the others import what it provides."""
+    calls = {"install": (step_install, args.wheels), "environment": (step_environment, args.device, out),
+             "cuda_tests": (step_cuda_tests, args.device, out, args.quick, size["test_timeout"]),
+             "throughput": (step_throughput, args.device, size), "stage2": (step_stage2, args.device, size, tmp),
+             "roadmap": (step_roadmap, args.device, size, tmp, args.data, deadline)}
+    if "install" not in steps:
+        os.environ.update(_env_with_paths())
+    for name in STEPS:
+        if name in steps:
+            report.run(name, *calls[name])
 
 
 if __name__ == "__main__":
