@@ -62,11 +62,11 @@ VERSIONS = ("torch", "numpy", "pandas", "xarray", "zarr", "numcodecs", "dask", "
 SIZES = {
     "full": dict(steps=50, repeats=2, pred_positions=2_000_000, peak_n=None, nets={"paper": 2048, "2x256": 256},
                   batch=40_000, stage2_blocks=4, stage2_cpu_blocks=1, stage2_epochs=2, stage2_long_epochs=50,
-                 stage2_cpu_pairs=2, stage2_nodes=2048, stage2_block="1Mb", roadmap_minutes=1.5, roadmap_epochs=None,
+                 stage2_cpu_pairs=2, stage2_nodes=2048, stage2_block="1Mb", stage2_warm_up=True, roadmap_minutes=1.5, roadmap_epochs=None,
                  test_timeout=240, budget=450),
     "quick": dict(steps=2, repeats=1, pred_positions=4_000, peak_n=256, nets={"paper": 64, "2x256": 16},
-                  batch=1_000, stage2_blocks=2, stage2_cpu_blocks=1, stage2_epochs=1, stage2_long_epochs=2,
-                  stage2_cpu_pairs=2, stage2_nodes=16, stage2_block="25kb", roadmap_minutes=0.5, roadmap_epochs=2,
+                  batch=1_000, stage2_blocks=1, stage2_cpu_blocks=1, stage2_epochs=1, stage2_long_epochs=2,
+                  stage2_cpu_pairs=2, stage2_nodes=16, stage2_block="25kb", stage2_warm_up=False, roadmap_minutes=0.5, roadmap_epochs=2,
                   test_timeout=120, budget=120),
 }
 
@@ -83,7 +83,7 @@ class Report:
 
     def run(self, name: str, fn, *args):
         print(f"== {name}", flush=True)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), _cpu_seconds()
         stop = None
         try:
             rec = {"status": "ok", "result": fn(*args)}
@@ -94,6 +94,7 @@ class Report:
             rec, stop = {"status": "interrupted", "error": "stopped by SIGINT (the time limit) during this step\n"
                                                            + traceback.format_exc()}, err
         rec["seconds"] = round(time.perf_counter() - t, 2)
+        rec["cpu_seconds"] = round(_cpu_seconds() - cpu, 2)  # this process and its finished children
         self.data["steps"][name] = rec
         print(f"== {name}: {rec['status']} in {rec['seconds']} s", flush=True)
         self.write()
@@ -108,6 +109,13 @@ class Report:
     def write(self):
         (self.out / "gpu_check.json").write_text(json.dumps(self.data, indent=1, default=str))
         (self.out / "gpu_check.md").write_text(markdown(self.data))
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _env_with_paths() -> dict:
@@ -235,8 +243,8 @@ def step_throughput(device: str, size: dict) -> dict:
     from epitensor.model.training import resolve_options
 
     batch, steps = size["batch"], size["steps"]
-    values, cells, assays, pairs, source = load_tracks(steps * batch)
-    n_pred = min(size["pred_positions"], steps * batch)
+    values, cells, assays, pairs, source = load_tracks(steps * batch)  # fewer where the Roadmap files are shorter
+    n_pred = min(size["pred_positions"], values.shape[1])
     cb = np.array([cells.index(b) for b, _ in pairs])
     ca = np.array([assays.index(a) for _, a in pairs])
     peak = matmul_peak(device, size["peak_n"])
@@ -256,7 +264,7 @@ def step_throughput(device: str, size: dict) -> dict:
                          "predict_fraction_of_peak": pred_rate * 2 * macs / peak, "repeats": [list(r) for r in runs]})
             print(f"  {rows[-1]['network']:<18} {variant:<18} train {train_rate:>12,.0f}/s  predict {pred_rate:>12,.0f}/s", flush=True)
             _free(device)
-    return {"data": source, "tracks": len(pairs), "batch": batch, "steps": steps, "positions": steps * batch,
+    return {"data": source, "tracks": len(pairs), "batch": batch, "steps": steps, "positions": values.shape[1],
             "predicted_positions": n_pred,
             "peak_flops": peak, "peak_kind": "fp32" if device == "cpu" else "bf16",
             "flops_convention": "6 x MACs per training sample, 2 x MACs per prediction (bench_training)", "rows": rows}
@@ -354,8 +362,9 @@ def step_stage2(device: str, size: dict, tmp: Path) -> dict:
                            resources={"GPU": 1})
     try:
         with Client(cluster) as client:
-            client.run(_warm_worker, device)
-            _stage2_run(client, tmp, "warm-up", device, {"GPU": 1}, 1, 1, None, block_bins, size)  # first-task costs
+            if size["stage2_warm_up"]:  # one untimed block first: the worker's first-task costs
+                client.run(_warm_worker, device)
+                _stage2_run(client, tmp, "warm-up", device, {"GPU": 1}, 1, 1, None, block_bins, size)
             for name, dev, resources, nb, epochs, pairs in runs:
                 client.run(_warm_worker, dev)
                 rows.append(_stage2_run(client, tmp, name, dev, resources, nb, epochs, pairs, block_bins, size))
@@ -374,6 +383,9 @@ def step_stage2(device: str, size: dict, tmp: Path) -> dict:
 
 # ---------------------------------------------------------------------- 6. Roadmap
 def step_roadmap(device: str, size: dict, tmp: Path, data: Path, deadline: float) -> dict:
+    if not data.is_dir():
+        raise FileNotFoundError(f"no prepared Roadmap bins at {data}: run `python benchmarks/gpu_check.py "
+                                f"--prepare-data {data}` here and carry its folder")
     import numpy as np
 
     sys.path.insert(0, str(BENCH))
@@ -382,9 +394,6 @@ def step_roadmap(device: str, size: dict, tmp: Path, data: Path, deadline: float
     import epitensor as et
     from epitensor.datasets.roadmap import LATIN_SQUARE
 
-    if not data.is_dir():
-        raise FileNotFoundError(f"no prepared Roadmap bins at {data}: run `python benchmarks/gpu_check.py "
-                                f"--prepare-data {data}` here and carry its folder")
     ds = et.datasets.roadmap_pilot(tmp / "roadmap.zarr", path=data, mask="latin-square")
     region = "pilot"
     truth = {p: ds.held_out.sel(biosample=p[0], assay=p[1]).epi.region(region).values for p in LATIN_SQUARE}
@@ -453,8 +462,8 @@ def _fmt(x, spec=",.0f"):
 def markdown(data: dict) -> str:
     steps = data["steps"]
     lines = [f"# GPU check ({data['device']}{', quick' if data['quick'] else ''}), started {data['started']}", "",
-             "| step | status | seconds |", "|---|---|---|"]
-    lines += [f"| {k} | {v['status']} | {v['seconds']} |" for k, v in steps.items()]
+             "| step | status | seconds | CPU seconds |", "|---|---|---|---|"]
+    lines += [f"| {k} | {v['status']} | {v['seconds']} | {v.get('cpu_seconds')} |" for k, v in steps.items()]
     env = steps.get("environment", {}).get("result")
     if env:
         gpu = env.get("gpu") or {}

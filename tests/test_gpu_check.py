@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -17,6 +18,9 @@ import epitensor as et
 from epitensor.datasets.roadmap import ASSAYS, BIOSAMPLES
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+_spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+gpu_check = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gpu_check)
 STEPS = ["install", "environment", "cuda_tests", "throughput", "stage2", "roadmap"]
 
 
@@ -40,8 +44,7 @@ def roadmap_bins(tmp_path) -> Path:
         for b in BIOSAMPLES:
             for a in ASSAYS:
                 np.savez_compressed(source / f"{b}.{a}.pilot.arcsinh.npz", arr_0=rng.gamma(1.0, 0.5, 9_000).astype(np.float32))
-    out = _run("--prepare-data", folder, "--bins", 8_000, "--source", source)
-    assert out.returncode == 0, out.stderr
+    gpu_check.prepare_data(folder, 8_000, source)
     files = sorted(folder.glob("*.npz"))
     assert len(files) == 25 and all(np.load(f)["arr_0"].shape == (8_000,) for f in files)
     return folder
@@ -66,24 +69,29 @@ def test_the_cpu_dry_run_passes_every_step_with_plausible_numbers(tmp_path, road
         assert r["train_samples_per_s"] > 0 and r["predictions_per_s"] > 0 and 0 < r["train_fraction_of_peak"] < 10
         assert r["fp16_data"] is False and r["autocast"] is False and r["projection"] is False  # CPU's auto
     s2 = res["stage2"]
-    assert [r["blocks"] for r in s2["rows"]] == [report["sizes"]["stage2_blocks"], report["sizes"]["stage2_cpu_blocks"]]
+    sizes = report["sizes"]
+    # the device worker at two epoch counts (imputing every unobserved pair at the first), the CPU worker
+    assert [(r["blocks"], r["epochs"], r["pairs_imputed"]) for r in s2["rows"]] == [
+        (sizes["stage2_blocks"], sizes["stage2_epochs"], 80), (sizes["stage2_blocks"], sizes["stage2_long_epochs"], None),
+        (sizes["stage2_cpu_blocks"], sizes["stage2_epochs"], sizes["stage2_cpu_pairs"])]  # 16 x 10, half unobserved
     for r in s2["rows"]:
-        assert r["fit_blocks_per_s"] > 0 and r["predictions"] == r["blocks"] * r["block_bins"] * 80  # 16 x 10, half unobserved
-        assert math.isfinite(r["first_block_loss"])
+        assert r["fit_blocks_per_s"] > 0 and r["train_samples_per_s"] > 0 and math.isfinite(r["first_block_loss"])
+        assert r["predictions"] == (r["pairs_imputed"] or 0) * r["blocks"] * r["block_bins"]
+    assert s2["fit_blocks_per_s_ratio"] > 0 and s2["impute_predictions_per_s_ratio"] > 0
     rm = res["roadmap"]
     assert rm["bins"] == 8_000 and len(rm["held_out"]) == 5 and [r["device"] for r in rm["rows"]] == ["cpu"]
     assert 0 < rm["rows"][0]["held_out_mse"] < 10 * rm["average_activity_mse"]
     md = (out / "gpu_check.md").read_text()
-    assert "| throughput | ok |" in md and "train samples/s" in md and "held-out MSE" in md
+    assert "| throughput | ok | " in md and "train samples/s" in md and "held-out MSE" in md
     assert (out / "nvidia-smi.txt").exists() and (out / "cuda_tests.txt").exists()
 
 
 def test_a_failing_step_is_recorded_with_its_traceback_and_the_exit_status_is_nonzero(tmp_path):
     out = tmp_path / "out"
-    proc = _run("--device", "cpu", "--quick", "--out", out, "--steps", "environment,roadmap",
-                "--data", tmp_path / "absent", timeout=120)
+    proc = _run("--device", "cpu", "--quick", "--out", out, "--steps", "install,roadmap", "--data", tmp_path / "absent",
+                "--wheels", tmp_path / "no-wheels", timeout=120)
     assert proc.returncode == 1
     steps = json.loads((out / "gpu_check.json").read_text())["steps"]
-    assert steps["environment"]["status"] == "ok" and steps["roadmap"]["status"] == "failed"
+    assert steps["install"]["status"] == "ok" and steps["roadmap"]["status"] == "failed"
     assert "Traceback" in steps["roadmap"]["error"] and "--prepare-data" in steps["roadmap"]["error"]
     assert "## roadmap failed" in (out / "gpu_check.md").read_text()
