@@ -16,6 +16,8 @@ exit status is 1 if any failed):
    (``bench_training.bench_ours``) at paper size (2 x 2048) and 2 x 256, batch 40,000, with the
    ``auto`` settings and with fp16 data / bf16 autocast / first-layer projection switched off one at
    a time, and the measured bf16 matmul peak (fp32 on CPU) in the same run.
+   ``profile``: torch.profiler over one more paper-size run (auto settings), top operators by self
+   device time and the table in ``profile_paper.txt``.
 5. ``stage2``: ``fit_genome`` and ``impute_genome`` (every unobserved pair) over 1 Mb blocks of a
    synthetic 16 x 10 store, on a ``distributed.LocalCluster`` of one worker with
    ``resources={"GPU": 1}`` on the device, and of one single-threaded CPU worker for comparison:
@@ -26,7 +28,7 @@ exit status is 1 if any failed):
 
 Results go to ``$OUT`` (``--out``; default ``./gpu_check_out``): ``gpu_check.json`` and
 ``gpu_check.md`` (rewritten after every step, so a run stopped by its time limit still reports the
-finished steps), ``nvidia-smi.txt`` and ``cuda_tests.txt``. docs/gpu_check.md gives the one-call launch
+finished steps), ``nvidia-smi.txt``, ``cuda_tests.txt`` and ``profile_paper.txt``. docs/gpu_check.md gives the one-call launch
 on the GPU machine. ``--quick`` shrinks every size (a CPU dry run of well under a minute).
 """
 
@@ -52,22 +54,25 @@ BENCH = Path(__file__).resolve().parent
 WHEELS = REPO / ".whl"
 SITE = Path("/tmp/site")
 DATA = REPO / ".gpu_data" / "roadmap_pilot"
-STEPS = ("install", "environment", "cuda_tests", "throughput", "stage2", "roadmap")
+STEPS = ("install", "environment", "cuda_tests", "throughput", "profile", "stage2", "roadmap")
 #: Packages epitensor imports that the GPU machine's image lacks (the wheels of gpu_wheels.sh).
 NEEDED = ("zarr", "numcodecs", "google_crc32c", "dask", "distributed", "pooch", "pyBigWig", "crc32c")
 VERSIONS = ("torch", "numpy", "pandas", "xarray", "zarr", "numcodecs", "dask", "distributed", "scipy",
             "scikit-learn", "pytest", "hypothesis", "triton")
 
-#: Sizes of the full run and of ``--quick``.
+#: Sizes of the full run and of ``--quick``. Throughput: ``steps`` x ``batch`` positions, ``repeats``
+#: measurements (median); stage 2: the device worker over ``stage2_blocks`` blocks at ``stage2_epochs``
+#: and ``stage2_long_epochs``, the CPU worker over ``stage2_cpu_blocks`` imputing ``stage2_cpu_pairs``;
+#: Roadmap: each validation phase at most ``roadmap_minutes``; ``budget``: seconds for the whole run.
 SIZES = {
     "full": dict(steps=50, repeats=2, pred_positions=2_000_000, peak_n=None, nets={"paper": 2048, "2x256": 256},
-                  batch=40_000, stage2_blocks=4, stage2_cpu_blocks=1, stage2_epochs=2, stage2_long_epochs=50,
-                 stage2_cpu_pairs=2, stage2_nodes=2048, stage2_block="1Mb", stage2_warm_up=True, roadmap_minutes=1.5, roadmap_epochs=None,
-                 test_timeout=240, budget=450),
+                 batch=40_000, profile_steps=10, stage2_blocks=4, stage2_cpu_blocks=1, stage2_epochs=2, stage2_long_epochs=50,
+                 stage2_cpu_pairs=2, stage2_nodes=2048, stage2_block="1Mb", stage2_warm_up=True,
+                 roadmap_minutes=1.5, roadmap_epochs=None, test_timeout=240, budget=450),
     "quick": dict(steps=2, repeats=1, pred_positions=4_000, peak_n=256, nets={"paper": 64, "2x256": 16},
-                  batch=1_000, stage2_blocks=1, stage2_cpu_blocks=1, stage2_epochs=1, stage2_long_epochs=2,
-                  stage2_cpu_pairs=2, stage2_nodes=16, stage2_block="25kb", stage2_warm_up=False, roadmap_minutes=0.5, roadmap_epochs=2,
-                  test_timeout=120, budget=120),
+                  batch=1_000, profile_steps=2, stage2_blocks=1, stage2_cpu_blocks=1, stage2_epochs=1, stage2_long_epochs=2,
+                  stage2_cpu_pairs=2, stage2_nodes=16, stage2_block="25kb", stage2_warm_up=False,
+                  roadmap_minutes=0.5, roadmap_epochs=2, test_timeout=120, budget=120),
 }
 
 
@@ -121,8 +126,8 @@ def _cpu_seconds() -> float:
 def _env_with_paths() -> dict:
     """os.environ with /tmp/site (when used) and the repository first on PYTHONPATH (subprocesses)."""
     paths = [str(p) for p in (SITE, REPO) if p == REPO or str(p) in sys.path]
-    old = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths + ([old] if old else []))}
+    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 # ---------------------------------------------------------------------- 1. install
@@ -278,6 +283,39 @@ def _free(device):
     gc.collect()
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
+
+
+def step_profile(device: str, size: dict, out: Path) -> dict:
+    """torch.profiler over one paper-size ``bench_ours`` run (auto settings): where the step time goes,
+    as a table in ``profile_paper.txt`` and the top operators in the JSON."""
+    import numpy as np
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    sys.path.insert(0, str(BENCH))
+    from bench_training import bench_ours, load_tracks
+
+    from epitensor.model import AvocadoConfig
+
+    cuda = torch.device(device).type == "cuda"
+    batch, steps = size["batch"], size["profile_steps"]
+    values, cells, assays, pairs, _ = load_tracks(steps * batch)
+    cb = np.array([cells.index(b) for b, _ in pairs])
+    ca = np.array([assays.index(a) for _, a in pairs])
+    cfg = AvocadoConfig(n_layers=2, n_nodes=size["nets"]["paper"], batch_size=batch)
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        rates = bench_ours(values, cb, ca, len(cells), len(assays), cfg, steps, device, min(4 * batch, values.shape[1]))
+    averages = prof.key_averages()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    table = averages.table(sort_by=key, row_limit=30)
+    (out / "profile_paper.txt").write_text(f"bench_ours, 2 x {cfg.n_nodes}, batch {batch:,}, {steps} steps per epoch, "
+                                           f"2 epochs + prediction, {device}; sorted by {key}\n{table}")
+    total = sum(getattr(e, key) for e in averages) or 1.0
+    top = sorted(averages, key=lambda e: getattr(e, key), reverse=True)[:15]
+    _free(device)
+    return {"network": f"2 x {cfg.n_nodes}", "steps": steps, "sorted_by": key, "under_profiler_rates": list(rates),
+            "top": [{"name": e.key, "calls": e.count, "self_ms": getattr(e, key) / 1e3, "share": getattr(e, key) / total}
+                    for e in top], "table": "profile_paper.txt"}
 
 
 # ---------------------------------------------------------------------- 5. stage 2
@@ -480,6 +518,11 @@ def markdown(data: dict) -> str:
         lines += [f"| {r['network']} | {r['setting']} | {r['fp16_data']} | {r['autocast']} | {r['projection']} | "
                   f"{_fmt(r['train_samples_per_s'])} | {r['train_fraction_of_peak']:.1%} | {_fmt(r['predictions_per_s'])} | "
                   f"{r['predict_fraction_of_peak']:.1%} |" for r in thr["rows"]]
+    prof = steps.get("profile", {}).get("result")
+    if prof:
+        lines += ["", f"## Profile of paper-size training ({prof['network']}, {prof['steps']} steps per epoch; "
+                      f"{prof['table']} has the full table)", "", "| operator | calls | self ms | share |", "|---|---|---|---|"]
+        lines += [f"| `{e['name']}` | {e['calls']} | {e['self_ms']:.1f} | {e['share']:.1%} |" for e in prof["top"]]
     s2 = steps.get("stage2", {}).get("result")
     if s2:
         lines += ["", f"## Stage 2 on a LocalCluster ({s2['store']}, network {s2['network']})", "",
@@ -559,7 +602,8 @@ def _run_steps(report, steps, args, size, out, tmp, deadline):
     """The chosen steps in order; install first, since the others import what it provides."""
     calls = {"install": (step_install, args.wheels), "environment": (step_environment, args.device, out),
              "cuda_tests": (step_cuda_tests, args.device, out, args.quick, size["test_timeout"]),
-             "throughput": (step_throughput, args.device, size), "stage2": (step_stage2, args.device, size, tmp),
+             "throughput": (step_throughput, args.device, size), "profile": (step_profile, args.device, size, out),
+             "stage2": (step_stage2, args.device, size, tmp),
              "roadmap": (step_roadmap, args.device, size, tmp, args.data, deadline)}
     if "install" not in steps:
         os.environ.update(_env_with_paths())

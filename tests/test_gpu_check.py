@@ -21,7 +21,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
 _spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
 gpu_check = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(gpu_check)
-STEPS = ["install", "environment", "cuda_tests", "throughput", "stage2", "roadmap"]
+STEPS = ["install", "environment", "cuda_tests", "throughput", "profile", "stage2", "roadmap"]
 
 
 def _run(*args, timeout=300) -> subprocess.CompletedProcess:
@@ -68,6 +68,9 @@ def test_the_cpu_dry_run_passes_every_step_with_plausible_numbers(tmp_path, road
     for r in thr["rows"]:
         assert r["train_samples_per_s"] > 0 and r["predictions_per_s"] > 0 and 0 < r["train_fraction_of_peak"] < 10
         assert r["fp16_data"] is False and r["autocast"] is False and r["projection"] is False  # CPU's auto
+    prof = res["profile"]
+    assert len(prof["top"]) > 3 and all(e["self_ms"] >= 0 for e in prof["top"]) and 0 < sum(e["share"] for e in prof["top"]) <= 1 + 1e-9
+    assert "Self CPU" in (out / "profile_paper.txt").read_text()
     s2 = res["stage2"]
     sizes = report["sizes"]
     # the device worker at two epoch counts (imputing every unobserved pair at the first), the CPU worker
