@@ -16,20 +16,21 @@ exit status is 1 if any failed):
    (``bench_training.bench_ours``) at paper size (2 x 2048) and 2 x 256, batch 40,000, with the
    ``auto`` settings and with fp16 data / bf16 autocast / first-layer projection switched off one at
    a time, and the measured bf16 matmul peak (fp32 on CPU) in the same run.
-   ``profile``: torch.profiler over one more paper-size run (auto settings), top operators by self
-   device time and the table in ``profile_paper.txt``.
-5. ``stage2``: ``fit_genome`` and ``impute_genome`` (every unobserved pair) over 1 Mb blocks of a
-   synthetic 16 x 10 store, on a ``distributed.LocalCluster`` of one worker with
-   ``resources={"GPU": 1}`` on the device, and of one single-threaded CPU worker for comparison:
-   blocks/s, training samples/s and predictions/s.
-6. ``roadmap``: the Roadmap sample (prepared bins, Latin square held out) trained with the default
+5. ``profile``: torch.profiler over one more paper-size run (auto settings): the top operators by
+   self device time, and the table in ``profile_paper.txt``.
+6. ``stage2``: ``fit_genome`` and ``impute_genome`` over 1 Mb blocks of a synthetic 16 x 10 store on
+   a ``distributed.LocalCluster`` of one worker process holding ``resources={"GPU": 1}``: tasks that
+   claim it run on the device (at two epoch counts, imputing every unobserved pair), then the same
+   worker runs the CPU baseline (device cpu, one torch thread, a few pairs): blocks/s, training
+   samples/s, predictions/s and their ratios.
+7. ``roadmap``: the Roadmap sample (prepared bins, Latin square held out) trained with the default
    configuration (``et.Avocado(ds)``, preset auto) on the device and on CPU from the same seed; the
    held-out MSE of both and of the average activity.
 
 Results go to ``$OUT`` (``--out``; default ``./gpu_check_out``): ``gpu_check.json`` and
 ``gpu_check.md`` (rewritten after every step, so a run stopped by its time limit still reports the
-finished steps), ``nvidia-smi.txt``, ``cuda_tests.txt`` and ``profile_paper.txt``. docs/gpu_check.md gives the one-call launch
-on the GPU machine. ``--quick`` shrinks every size (a CPU dry run of well under a minute).
+finished steps), ``nvidia-smi.txt``, ``cuda_tests.txt`` and ``profile_paper.txt``. docs/gpu_check.md
+gives the one-call launch on the GPU machine. ``--quick`` shrinks every size (the CPU dry run).
 """
 
 from __future__ import annotations
@@ -442,18 +443,23 @@ def step_roadmap(device: str, size: dict, tmp: Path, data: Path, deadline: float
         # the validation phase's budget: --roadmap-minutes, less when the run's budget is short (the
         # refit that follows takes about as long again)
         limit = min(size["roadmap_minutes"] * 60, max(5.0, (deadline - time.perf_counter()) / (2 * (len(devices) - i))))
+        # CPU after the device: at most the device's validation epochs, so that a slower CPU cut by the
+        # time limit is not compared with a longer-trained device model
+        epochs = size["roadmap_epochs"] if i == 0 else (size["roadmap_epochs"] or rows[0]["validation_epochs"])
         t = time.perf_counter()
         model = et.Avocado(ds, device=dev, seed=0)
-        hist = model.fit(epochs=size["roadmap_epochs"], time_limit=limit, progress=False)
+        hist = model.fit(epochs=epochs, time_limit=limit, progress=False)
         fit_s = time.perf_counter() - t
         val = hist[hist.phase == "validation"] if "phase" in hist else hist
         patience = model.config.patience
         waited = len(val) - 1 - int(np.nanargmin(val.val_mse.to_numpy())) if "val_mse" in val else -1
-        stopped = "patience" if patience and waited >= patience else "time limit or epochs"
+        stopped = ("patience" if patience and waited >= patience else
+                   "epochs" if epochs is not None and len(val) >= epochs else "time limit")
         imp = model.impute(region=region)
         per_track = {f"{b}.{a}": scores(truth[(b, a)], imp.sel(biosample=b, assay=a).values) for b, a in LATIN_SQUARE}
         rows.append({"device": dev, "preset": model.config.auto_choice.split(":")[0], "epochs": len(hist),
                      "validation_epochs": len(val), "validation_stopped_by": stopped, "time_limit_s": round(limit, 1),
+                     "max_epochs": epochs,
                      "fit_s": fit_s, "baseline_weight": model.config.baseline_weight,
                      "held_out_mse": float(np.mean([v["mse"] for v in per_track.values()])),
                      "held_out_r": float(np.mean([v["r"] for v in per_track.values()])), "per_track": per_track})
