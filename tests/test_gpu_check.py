@@ -33,9 +33,10 @@ def _run(*args, timeout=300) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def roadmap_bins(tmp_path) -> Path:
+def roadmap_bins(tmp_path, monkeypatch) -> Path:
     """The 25 Roadmap tracks cut to 8,000 bins by ``--prepare-data`` (random tracks of the same names
     when ../shared is absent)."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # prepare_data puts the repository on it
     folder, source = tmp_path / "bins", SHARED_DATA / "roadmap_pilot"
     if not source.is_dir():
         source = tmp_path / "random"
