@@ -510,9 +510,10 @@ def markdown(data: dict) -> str:
     lines += [f"| {k} | {v['status']} | {v['seconds']} | {v.get('cpu_seconds')} |" for k, v in steps.items()]
     env = steps.get("environment", {}).get("result")
     if env:
-        gpu = env.get("gpu") or {}
+        gpu = env.get("gpu")
+        gpu = f"{gpu['name']}, {gpu['memory_gib']} GiB, {gpu['multiprocessors']} SMs" if gpu else "none"
         lines += ["", f"torch {env['torch']} (CUDA {env['torch_cuda']}), Python {env['python']}, {env['cpus']} CPUs, "
-                      f"GPU: {gpu.get('name', 'none')} {gpu.get('memory_gib', '')} GiB; commit {env.get('commit')}"]
+                      f"GPU: {gpu}; commit {env.get('commit')}"]
     thr = steps.get("throughput", {}).get("result")
     if thr:
         lines += ["", f"## Training and prediction throughput ({thr['positions']:,} positions, batch {thr['batch']:,}, "
