@@ -74,9 +74,10 @@ def test_the_cpu_dry_run_passes_every_step_with_plausible_numbers(tmp_path, road
     assert "Self CPU" in (out / "profile_paper.txt").read_text()
     s2 = res["stage2"]
     sizes = report["sizes"]
-    # the device worker at two epoch counts (imputing every unobserved pair at the first), the CPU worker
+    # the device worker at two epoch counts (imputing every unobserved pair, then the CPU's few), the CPU worker
     assert [(r["blocks"], r["epochs"], r["pairs_imputed"]) for r in s2["rows"]] == [
-        (sizes["stage2_blocks"], sizes["stage2_epochs"], 80), (sizes["stage2_blocks"], sizes["stage2_long_epochs"], None),
+        (sizes["stage2_blocks"], sizes["stage2_epochs"], 80),
+        (sizes["stage2_blocks"], sizes["stage2_long_epochs"], sizes["stage2_cpu_pairs"]),
         (sizes["stage2_cpu_blocks"], sizes["stage2_epochs"], sizes["stage2_cpu_pairs"])]  # 16 x 10, half unobserved
     for r in s2["rows"]:
         assert r["fit_blocks_per_s"] > 0 and r["train_samples_per_s"] > 0 and math.isfinite(r["first_block_loss"])
