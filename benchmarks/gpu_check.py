@@ -558,7 +558,7 @@ def markdown(data: dict) -> str:
             lines[-1] += f" Held-out MSE, {rm['rows'][0]['device']} vs cpu: {rm['mse_relative_difference']:+.2%}."
     failed = [k for k, v in steps.items() if v["status"] != "ok"]
     for k in failed:
-        lines += ["", f"## {k} failed", "", "```", steps[k]["error"].strip()[-3000:], "```"]
+        lines += ["", f"## {k} {steps[k]['status']}", "", "```", steps[k]["error"].strip()[-3000:], "```"]
     return "\n".join(lines) + "\n"
 
 
