@@ -86,8 +86,9 @@ def _best_rate(fn, flops: float, device, repeats: int = 5) -> float:
     return best
 
 
-def matmul_peaks(device="cpu") -> dict:
-    """Measured matrix-multiply FLOP/s of each kernel family, best of a few products.
+def matmul_peaks(device="cpu", n: int | None = None) -> dict:
+    """Measured matrix-multiply FLOP/s of each kernel family, best of a few n x n products (n default
+    2048 on CPU, 8192 on CUDA).
 
     CPU: torch's fp32 matmul (MKL), fp32 through oneDNN (the kernel of the "onednn" path) and bf16;
     "fp32" is the best fp32 kernel, the machine's fp32 peak. CUDA: bf16.
@@ -95,10 +96,10 @@ def matmul_peaks(device="cpu") -> dict:
     from epitensor.model.kernels import onednn_available
 
     if torch.device(device).type == "cuda":
-        n = 8192
+        n = n or 8192
         a, b = (torch.randn(n, n, device=device, dtype=torch.bfloat16) for _ in range(2))
         return {"bf16": _best_rate(lambda: a @ b, 2 * n**3, device)}
-    n = 2048
+    n = n or 2048
     a, b = torch.randn(n, n), torch.randn(n, n)
     peaks = {"fp32 torch (MKL)": _best_rate(lambda: a @ b, 2 * n**3, device)}
     if onednn_available():
@@ -125,13 +126,16 @@ def _sync(device):
 
 
 # ---------------------------------------------------------------------- epitensor
-def bench_ours(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int, device="cpu", n_pred=None):
+def bench_ours(values, cb, ca, n_cells, n_assays, cfg: AvocadoConfig, steps: int, device="cpu", n_pred=None,
+               dtype=None):
+    """(training samples/s, predictions/s) of epitensor's training loop and ``predict_pairs``;
+    ``dtype``: of the training tensor (default: the device's, float16 on CUDA)."""
     n = values.shape[1]
     rows = GenomeRows(np.arange(n))
     torch.manual_seed(0)
     module = AvocadoModule(n_cells, n_assays, rows.n_rows, cfg).to(device)
     cols = np.random.default_rng(0).permutation(n)[: steps * cfg.batch_size]  # `steps` steps per epoch, full-size tables
-    data = build_training_data(values[:, cols], cb, ca, rows.rows(cols), device=device)
+    data = build_training_data(values[:, cols], cb, ca, rows.rows(cols), device=device, dtype=dtype)
     hist, _ = train(module, data, 2, cfg, progress=False, device=device)  # epoch 1 warms up
     train_rate = steps * cfg.batch_size / (hist.seconds.iloc[1] - hist.seconds.iloc[0])
     n = n_pred or n

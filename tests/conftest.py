@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dask
 import pytest
+import torch
 
 import epitensor as et
 
@@ -26,6 +27,18 @@ def shared_path(*parts) -> Path:
     if not path.exists():
         pytest.skip(f"real data not available: {path} is absent (clone with ../shared beside the repo)")
     return path
+
+
+#: Devices of the ``device`` fixture: the CPU always; CUDA marked ``cuda`` (so ``pytest -m cuda`` selects
+#: it, as benchmarks/gpu_check.py does on a GPU machine) and skipped without a GPU.
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda,
+                                              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")])]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """The device a model test trains and imputes on (see :data:`DEVICES`)."""
+    return request.param
 
 
 @pytest.fixture

@@ -62,16 +62,16 @@ def _assert_old_rows_identical(before, model):
 # ---------------------------------------------------------------------- freeze
 @pytest.mark.parametrize("options", [{}, {"residual": True, "validation_fraction": 0.05, "patience": 2},
                                      {"baseline_weight": 0.5}], ids=["plain", "residual", "baseline_weight"])
-def test_freeze_keeps_every_old_parameter_and_imputation_bit_identical(base, ds, options):
-    model = et.Avocado.load(base / "model", ds)
+def test_freeze_keeps_every_old_parameter_and_imputation_bit_identical(base, ds, options, device):
+    model = et.Avocado.load(base / "model", ds, device=device)
     if options:  # these add the average activity back: it must stay that of the old tracks
-        model = et.Avocado(ds, preset="paper", seed=1, biosamples=OLD, **options, **TINY)
+        model = et.Avocado(ds, preset="paper", seed=1, biosamples=OLD, device=device, **options, **TINY)
         model.fit(epochs=3, progress=False)
     before, imputed = _old_state(model), model.impute(region="synthetic:0-20000").values
     model.add_biosamples(ds, tracks=[(NEW, "H3K4me3")], mode="freeze", epochs=3, progress=False)
     _assert_old_rows_identical(before, model)
     assert model.module.biosample.weight.shape[0] == 8
-    assert not torch.equal(model.module.biosample.weight[7], torch.zeros(32))
+    assert not torch.equal(model.module.biosample.weight[7].cpu(), torch.zeros(32))
     np.testing.assert_array_equal(model.impute(OLD, region="synthetic:0-20000").values, imputed)
     assert model.history["stage"].iloc[-1] == "add (freeze)"
 

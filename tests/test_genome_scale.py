@@ -43,10 +43,10 @@ def trained(tmp_path_factory):
     return root / "base.zarr", root / "model"
 
 
-def _copy(trained, tmp_path, name="s.zarr"):
+def _copy(trained, tmp_path, name="s.zarr", device="cpu"):
     store, model_dir = trained
     shutil.copytree(store, tmp_path / name)
-    return tmp_path / name, et.Avocado.load(model_dir, et.open_dataset(tmp_path / name), device="cpu")
+    return tmp_path / name, et.Avocado.load(model_dir, et.open_dataset(tmp_path / name), device=device)
 
 
 def _arrays(path, names=(*FACTORS, "imputed")) -> dict:
@@ -79,16 +79,16 @@ def test_block_size_must_be_a_multiple_of_5kbp(size):
 
 
 # ---------------------------------------------------------------------- stage 2
-def test_stage2_fits_blocks_and_model_imputes_there(trained, tmp_path):
-    path, model = _copy(trained, tmp_path)
+def test_stage2_fits_blocks_and_model_imputes_there(trained, tmp_path, device):
+    path, model = _copy(trained, tmp_path, device=device)
     frozen_before = {k: v.clone() for k, v in model.module.state_dict().items()}
     stage1_pred = model.impute(region=STAGE1).values
     fresh = model.fit_genome(region=STAGE2, block_size="25kb", epochs=0, scheduler="synchronous", progress=False,
-                             seed=3)
+                             seed=3, device=device)
     assert (fresh.status == "fitted").all()
     mse_fresh = _observed_mse(model, path)
     report = model.fit_genome(region=STAGE2, block_size="25kb", epochs=30, scheduler="synchronous", progress=False,
-                              write_imputed="all", seed=3, precision="float32")  # compared at 1e-5 below
+                              write_imputed="all", seed=3, device=device, precision="float32")  # compared below
     assert list(report.status) == ["fitted"] * 5 and report.loss.notna().all()
     assert report.n_predictions.sum() == 24 * (3_000 - 1_600 + 2_200)
     # stage 2 learned: the observed tracks are fitted better than with fresh genome factors
@@ -104,7 +104,8 @@ def test_stage2_fits_blocks_and_model_imputes_there(trained, tmp_path):
     np.testing.assert_array_equal(model.impute(region=STAGE1).values, stage1_pred)
     # the model now imputes in stage-2 blocks (factors read from the store), equal to the block-wise writes
     imp = model.impute(region="c2:10kb-30kb")
-    np.testing.assert_allclose(imp.values.reshape(24, -1), arr["imputed"][:, :, 4_400:5_200].reshape(24, -1), atol=1e-5)
+    np.testing.assert_allclose(imp.values.reshape(24, -1), arr["imputed"][:, :, 4_400:5_200].reshape(24, -1),
+                               atol=1e-5 if device == "cpu" else 2e-2)  # CUDA: bf16 autocast in both
     across = model.impute("B01", "H3K4me3", region="c1:30kb-50kb")  # stage-1 and stage-2 positions in one call
     assert np.isfinite(across.values).all() and across.sizes["position"] == 800
     g = model.genome_factors("c2:0-10kb")

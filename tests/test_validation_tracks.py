@@ -56,8 +56,8 @@ def held_out_mse(model, positions):
     return float(((pred - model.read_tracks(model.validation_tracks, positions)) ** 2).mean())
 
 
-def test_fit_keeps_the_epoch_that_predicts_the_held_out_tracks_best(ds):
-    model = small_model(ds, patience=2)
+def test_fit_keeps_the_epoch_that_predicts_the_held_out_tracks_best(ds, device):
+    model = small_model(ds, patience=2, device=device)
     hist = model.fit(epochs=60, validation_tracks=3, progress=False)
     held = model.validation_tracks
     assert len(held) == 3 and not set(held) & set(model.training_tracks)
