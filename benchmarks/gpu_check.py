@@ -261,11 +261,11 @@ def step_throughput(device: str, size: dict) -> dict:
             runs = [bench_ours(values, cb, ca, len(cells), len(assays), cfg, steps, device, n_pred, dtype=dtype)
                     for _ in range(size["repeats"])]
             train_rate, pred_rate = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
-            project, autocast = resolve_options(cfg, device)
+            project, kernel = resolve_options(cfg, device)
             data_dtype = dtype or (torch.float16 if torch.device(device).type == "cuda" else torch.float32)
             macs = macs_per_sample(cfg)
             rows.append({"network": f"{name} (2 x {nodes})", "setting": variant, "fp16_data": data_dtype == torch.float16,
-                         "autocast": autocast, "projection": project, "train_samples_per_s": train_rate,
+                         "autocast": kernel == "bf16", "kernel": kernel, "projection": project, "train_samples_per_s": train_rate,
                          "predictions_per_s": pred_rate, "train_fraction_of_peak": train_rate * 6 * macs / peak,
                          "predict_fraction_of_peak": pred_rate * 2 * macs / peak, "repeats": [list(r) for r in runs]})
             print(f"  {rows[-1]['network']:<18} {variant:<18} train {train_rate:>12,.0f}/s  predict {pred_rate:>12,.0f}/s", flush=True)
