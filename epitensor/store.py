@@ -56,6 +56,7 @@ from .chunks import CheckedStore, compressors
 from .exceptions import DataError, LabelError, SchemaError, StoreNotFoundError
 from .genome import Genome
 from .genome_index import genome_index, mark_store_labels, with_genome_index
+from .storage_location import StoreLocation, access_error, check_bucket, locate
 
 SCHEMA_VERSION = 1
 #: Variables laid out along the genome-wide position axis, stored in (1, 1, chunk_bins) chunks.
@@ -134,13 +135,15 @@ def create_store(
     *,
     transform: str = "arcsinh",
     overwrite: bool = False,
+    storage_options: dict | None = None,
 ) -> Path:
     """Create an empty epigenome tensor store (every track unobserved).
 
     Parameters
     ----------
     path : str or Path
-        Directory of the new zarr store.
+        Directory of the new zarr store, or an object-store URL such as
+        ``s3://bucket/compendium.zarr`` (``docs/object_storage.md``).
     biosamples : list of str, mapping name -> summary, or DataFrame
         Biosample labels; a DataFrame needs a ``biosample`` column and may have ``biosample_summary``.
     assays : list of str, mapping name -> category, or DataFrame
@@ -152,18 +155,22 @@ def create_store(
         Transform applied to the signal values, recorded in the attributes.
     overwrite : bool, default False
         Replace an existing store at ``path``.
+    storage_options : dict, optional
+        For a URL: options of its fsspec filesystem (credentials, ``endpoint_url``).
 
     Returns
     -------
-    Path
-        ``path``.
+    Path or StoreLocation
+        ``path`` (a :class:`~epitensor.storage_location.StoreLocation` for a URL).
 
     Notes
     -----
     The store is written in a hidden sibling directory and renamed to ``path`` when complete, so
     a process killed while creating it leaves no half-made store at ``path``: running the same
     call (or :func:`epitensor.ingest`) again creates it afresh, and removes the killed run's
-    hidden directory.
+    hidden directory. An object store cannot rename: the store is written in place with an
+    ``epitensor_creating`` attribute instead of ``epitensor_schema``, which its last write swaps;
+    the rerun replaces such a half-made store.
 
     Examples
     --------
@@ -173,9 +180,12 @@ def create_store(
     >>> et.open_dataset(path).signal.shape
     (2, 2, 1868400)
     """
-    path = Path(path)
+    location = locate(path, storage_options)
     if transform not in TRANSFORMS:
         raise SchemaError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
+    if not location.is_local:
+        return _create_remote_store(location, biosamples, assays, genome, transform, overwrite)
+    path = Path(path)
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise SchemaError(f"{path} already exists; pass overwrite=True to replace it or choose another path")
     b_names, b_meta = _new_labels(biosamples, "biosample")
@@ -191,8 +201,50 @@ def create_store(
     return path
 
 
-def _write_new_store(path: Path, b_names, b_meta, a_names, a_meta, genome: Genome, transform: str) -> None:
-    """Write a complete empty store at ``path`` (a private directory, moved into place afterwards)."""
+def _create_remote_store(location: StoreLocation, biosamples, assays, genome: Genome, transform: str,
+                         overwrite: bool) -> StoreLocation:
+    """:func:`create_store` on an object store: written in place, ``epitensor_schema`` set last."""
+    b_names, b_meta = _new_labels(biosamples, "biosample")
+    a_names, a_meta = _new_labels(assays, "assay")
+    check_bucket(location)
+    raw = location.read_bytes("zarr.json")
+    attrs = {}
+    if raw is not None:
+        try:
+            attrs = json.loads(raw).get("attributes") or {}
+        except ValueError:
+            attrs = {}
+    elif _has_objects(location):
+        attrs = {"": "objects that are not a zarr store"}
+    if attrs and not attrs.get("epitensor_creating") and not overwrite:
+        raise SchemaError(f"{location} already exists; pass overwrite=True to replace it or choose another URL")
+    if raw is not None or attrs:
+        location.delete("", recursive=True)  # an old store, or one a killed creation left half-made
+    _write_new_store(location, b_names, b_meta, a_names, a_meta, genome, transform, finished=False)
+    root = zarr.open_group(location.zarr_store(), mode="r+", use_consolidated=False)
+    final = {k: v for k, v in root.attrs.asdict().items() if k != "epitensor_creating"}
+    root.attrs.put({**final, "epitensor_schema": SCHEMA_VERSION})  # one PUT: from here on the store is complete
+    return location
+
+
+def _has_objects(location: StoreLocation) -> bool:
+    try:
+        return bool(location._call("list", "", lambda: location.fs.ls(location.root, detail=False, refresh=True)))
+    except FileNotFoundError:
+        return False
+
+
+def _zarr(path, read_only: bool = False):
+    """What zarr opens for the store ``path``: the path string (local) or zarr's FsspecStore (URL)."""
+    if isinstance(path, str | os.PathLike) and not isinstance(path, StoreLocation) and "://" not in os.fspath(path):
+        return str(path)
+    return locate(path).zarr_store(read_only=read_only)
+
+
+def _write_new_store(path, b_names, b_meta, a_names, a_meta, genome: Genome, transform: str,
+                     finished: bool = True) -> None:
+    """Write a complete empty store at ``path`` (a private directory, moved into place afterwards;
+    on an object store, in place and marked ``epitensor_creating`` until :func:`create_store` ends)."""
     meta = xr.Dataset(
         coords={
             "biosample": ("biosample", np.array(b_names, dtype=object)),
@@ -201,9 +253,10 @@ def _write_new_store(path: Path, b_names, b_meta, a_names, a_meta, genome: Genom
             "assay_category": ("assay", np.array(a_meta, dtype=object)),
             "observed": (("biosample", "assay"), np.zeros((len(b_names), len(a_names)), dtype=bool)),
         },
-        attrs={**genome.to_attrs(), "transform": transform, "epitensor_schema": SCHEMA_VERSION},
+        attrs={**genome.to_attrs(), "transform": transform,
+               **({"epitensor_schema": SCHEMA_VERSION} if finished else {"epitensor_creating": True})},
     )
-    meta.to_zarr(path, mode="w", consolidated=False, zarr_format=3,
+    meta.to_zarr(_zarr(path), mode="w", consolidated=False, zarr_format=3,
                  encoding={name: {"compressors": compressors()} for name in meta.variables})
     add_track_variable(path, "signal", long_name="observed signal")
     sync_metadata(path)
@@ -273,18 +326,21 @@ def sync_metadata(path) -> None:
     >>> zarr.open_group("copy.zarr", mode="r+").create_group("mine")  # doctest: +SKIP
     >>> et.store.sync_metadata("copy.zarr")                          # doctest: +SKIP
     """
-    root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    root = zarr.open_group(_zarr(path), mode="r+", use_consolidated=False)
     _write_label_bytes(root)
     if has_consolidated_metadata(path):
         with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec": we know
             warnings.simplefilter("ignore")
-            zarr.consolidate_metadata(str(path), zarr_format=3)
+            zarr.consolidate_metadata(_zarr(path), zarr_format=3)
 
 
 def has_consolidated_metadata(path) -> bool:
     """Whether the root ``zarr.json`` of the store carries consolidated metadata."""
     try:
-        root = json.loads((Path(path) / "zarr.json").read_text())
+        if isinstance(path, StoreLocation) or "://" in os.fspath(path):
+            root = json.loads(locate(path).read_bytes("zarr.json") or b"{}")
+        else:
+            root = json.loads((Path(path) / "zarr.json").read_text())
     except (OSError, ValueError):
         return False
     return root.get("consolidated_metadata") is not None
@@ -333,7 +389,7 @@ def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = Fa
 
     Used for ``imputed`` and ``held_out``; every chunk starts as fill value (NaN, no bytes).
     """
-    root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    root = zarr.open_group(_zarr(path), mode="r+", use_consolidated=False)
     if name in root:
         if exist_ok:
             return root[name]
@@ -376,6 +432,9 @@ def check_track_chunks(root: zarr.Group, path, variables=TRACK_VARIABLES) -> Non
 
 
 def _open_group(path, mode="r") -> zarr.Group:
+    location = locate(path)
+    if not location.is_local:
+        return _open_remote_group(location, mode)
     path = Path(path)
     if not path.exists():
         raise StoreNotFoundError(f"no epitensor store at {path}; create one with epitensor.create_store or epitensor.ingest")
@@ -389,6 +448,36 @@ def _open_group(path, mode="r") -> zarr.Group:
             f"{path} is a zarr store but not an epitensor store (no 'epitensor_schema' attribute); "
             "create it with epitensor.create_store"
         )
+    return root
+
+
+def _open_remote_group(location: StoreLocation, mode: str) -> zarr.Group:
+    """:func:`_open_group` for an object store (read through zarr's FsspecStore)."""
+    try:
+        raw = location.fs.cat_file(f"{location.root}/zarr.json")
+    except FileNotFoundError as err:
+        check_bucket(location)  # no such bucket: ObjectStoreError
+        raise StoreNotFoundError(
+            f"no epitensor store at {location} (the object store says: {err}); check the bucket and prefix "
+            "of the URL (and storage_options={'endpoint_url': ...} for MinIO or another S3-compatible server), "
+            "or create the store with epitensor.create_store or epitensor.ingest") from None
+    except Exception as err:
+        raise access_error(location, err, "zarr.json") from None
+    try:
+        attrs = json.loads(raw).get("attributes") or {}
+    except ValueError:
+        attrs = {}
+    if attrs.get("epitensor_creating"):
+        raise StoreNotFoundError(f"{location} is a store whose creation did not finish (the process was stopped); "
+                                 "run the same create_store or ingest again to create it afresh")
+    try:
+        root = zarr.open_group(location.zarr_store(read_only=mode == "r"), mode=mode, use_consolidated=False)
+    except Exception as err:
+        raise StoreNotFoundError(f"{location} is not a zarr store ({err}); pass the URL of a store made by epitensor") from None
+    if "epitensor_schema" not in root.attrs:
+        raise StoreNotFoundError(
+            f"{location} is a zarr store but not an epitensor store (no 'epitensor_schema' attribute); "
+            "create it with epitensor.create_store")
     return root
 
 
@@ -422,7 +511,7 @@ class TrackWriter:
     """
 
     def __init__(self, path):
-        self.path = Path(path)
+        self.path = store_path(path)
         self.root = _open_group(path, mode="r+")
         self.genome = Genome.from_attrs(self.root.attrs)
         self.biosamples = pd.Index(np.asarray(self.root["biosample"][:], dtype=object))
@@ -520,16 +609,20 @@ def set_observed(path, pairs, value: bool = True) -> None:
     TrackWriter(path).mark_observed(pairs, value)
 
 
-def open_dataset(path, chunks=None) -> xr.Dataset:
+def open_dataset(path, chunks=None, *, storage_options: dict | None = None) -> xr.Dataset:
     """Open an epitensor store as a lazy, dask-backed :class:`xarray.Dataset`.
 
     Parameters
     ----------
     path : str or Path
-        The store directory.
+        The store directory, or an object-store URL such as ``s3://bucket/compendium.zarr``
+        (``docs/object_storage.md``).
     chunks : dict, optional
         Dask chunks for the track variables; default: the on-disk chunks ``(1, 1, chunk_bins)``.
         Labels, ``observed`` and factor tables are read into memory (they are small).
+    storage_options : dict, optional
+        For a URL: options of its fsspec filesystem, e.g. ``{"endpoint_url": "http://127.0.0.1:9000",
+        "key": ..., "secret": ...}``; remembered for the URL in this process.
 
     Returns
     -------
@@ -541,6 +634,8 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
     ------
     StoreNotFoundError
         ``path`` does not exist or is not an epitensor store.
+    ObjectStoreError
+        The object store of a URL cannot be reached (no such bucket, wrong credentials or endpoint).
     SchemaError
         The store breaks the schema.
 
@@ -551,6 +646,8 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
     >>> ds.signal.dims
     ('biosample', 'assay', 'position')
     """
+    location = locate(path, storage_options)
+    path = location if not location.is_local else path
     _open_group(path)  # clear errors for a wrong path
     keep_freed_memory(32 << 20, 256 << 20)  # region reads allocate and free ~MB arrays: see epitensor.allocator
     # inline_array=True keeps the zarr array inside the tasks: no legacy layer, so dask culls a
@@ -609,8 +706,10 @@ def as_unicode_labels(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _open_zarr(path, **kwargs) -> xr.Dataset:
-    # CheckedStore: a damaged chunk raises CorruptChunkError, in dask computations too
-    return xr.open_dataset(CheckedStore(path, read_only=True), engine="zarr", consolidated=False, zarr_format=3, **kwargs)
+    # CheckedStore: a damaged chunk raises CorruptChunkError, in dask computations too (local stores;
+    # on an object store zarr's crc32c codec refuses a damaged chunk)
+    store = locate(path).zarr_store(read_only=True) if isinstance(path, StoreLocation) else CheckedStore(path, read_only=True)
+    return xr.open_dataset(store, engine="zarr", consolidated=False, zarr_format=3, **kwargs)
 
 
 def _along_genome(v) -> bool:
@@ -682,14 +781,24 @@ def _schema_problems(ds) -> list[str]:
     return problems
 
 
-def store_path(ds_or_path) -> Path:
-    """The store path of an opened Dataset (its ``source``) or a path given directly."""
+def store_path(ds_or_path) -> Path | StoreLocation:
+    """The store path of an opened Dataset (its ``source``) or a path given directly.
+
+    A local store is a :class:`~pathlib.Path`; a store on an object store its
+    :class:`~epitensor.storage_location.StoreLocation` (with the storage_options remembered for it).
+
+    Examples
+    --------
+    >>> store_path("compendium.zarr"), store_path("s3://bucket/c.zarr")
+    (PosixPath('compendium.zarr'), StoreLocation('s3://bucket/c.zarr'))
+    """
     if isinstance(ds_or_path, xr.Dataset | xr.DataArray):
         src = ds_or_path.attrs.get("source") or ds_or_path.encoding.get("source")
         if not src:
             raise StoreNotFoundError("this dataset was not opened from a store; pass the store path instead")
-        return Path(src)
-    return Path(os.fspath(ds_or_path))
+        ds_or_path = src
+    location = locate(ds_or_path)
+    return location.path if location.is_local else location
 
 
 def remove_interrupted_writes(path) -> int:
@@ -707,8 +816,11 @@ def remove_interrupted_writes(path) -> int:
     >>> et.store.remove_interrupted_writes("compendium.zarr")  # doctest: +SKIP
     0
     """
+    location = locate(path)
+    if not location.is_local:
+        return 0  # an object store has no temporary files: an object is PUT whole or not at all
     removed = 0
-    for leftover in Path(os.fspath(path)).rglob("*.partial"):
+    for leftover in location.path.rglob("*.partial"):
         if leftover.is_file():
             leftover.unlink(missing_ok=True)
             removed += 1
@@ -785,4 +897,4 @@ def add_labels(path, biosamples=None, assays=None) -> Path:
             root[kind][n - len(names):] = np.array(names, dtype=object)
             root[meta_name][n - len(names):] = np.array(meta, dtype=object)
     sync_metadata(path)
-    return Path(path)
+    return store_path(path)
