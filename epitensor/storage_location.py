@@ -35,6 +35,7 @@ from .exceptions import ObjectStoreError
 
 #: storage_options given for each URL in this process (see :func:`locate`).
 _OPTIONS: dict[str, dict] = {}
+_LOCATIONS: dict[tuple, StoreLocation] = {}
 
 
 def is_remote(store) -> bool:
@@ -80,6 +81,7 @@ class StoreLocation:
         self.path = Path(text) if self.is_local else None
         self.storage_options = dict(storage_options or {})
         self._fs = None
+        self._zarr_stores: dict[bool, object] = {}
 
     def __str__(self) -> str:
         return self.url
@@ -109,19 +111,28 @@ class StoreLocation:
         """What zarr opens: the folder as a string (local) or a :class:`~zarr.storage.FsspecStore`."""
         if self.is_local:
             return str(self.path)
-        from zarr.storage import FsspecStore
-
         self._connect()  # clear errors for a missing extra or bad options
         # zarr's own filesystem instance (asynchronous, on zarr's event loop); this location's
         # ``fs`` is a separate synchronous one for the small objects
-        return FsspecStore.from_url(self.url, storage_options=self.storage_options, read_only=read_only)
+        store = self._zarr_stores.get(read_only)
+        if store is None:
+            store = self._zarr_stores[read_only] = _v3_store_class().from_url(
+                self.url, storage_options=self._fs_options(), read_only=read_only)
+        return store
+
+    def _fs_options(self) -> dict:
+        """``storage_options`` with defaults for the small objects of a store: on S3, whole-object
+        reads without s3fs's size request first (its concurrent download is for files over 50 MB)."""
+        if self.url.split("://", 1)[0] in ("s3", "s3a"):
+            return {"max_concurrency": 1, **self.storage_options}
+        return self.storage_options
 
     def _connect(self) -> None:
         if self._fs is None:
             import fsspec
 
             try:
-                fs, root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+                fs, root = fsspec.core.url_to_fs(self.url, **self._fs_options())
             except ImportError as err:
                 raise ObjectStoreError(
                     f"cannot open {self.url}: {err}. Install the object-store extra: pip install 'epitensor[s3]' "
@@ -231,6 +242,36 @@ class StoreLocation:
             raise access_error(self, err, f"{what} {name}") from err
 
 
+#: Zarr v2 metadata keys: epitensor stores are Zarr v3, so an object store is never asked for them.
+_V2_KEYS = (".zgroup", ".zarray", ".zattrs", ".zmetadata")
+_V3_STORE = []
+
+
+def _v3_store_class():
+    """zarr's FsspecStore, told that a Zarr v3 store has no v2 metadata objects.
+
+    Opening a group or array without ``zarr_format`` makes zarr look for the v2 keys too; on an
+    object store each absent key costs a HEAD and a listing (four times the requests of the open
+    itself). An epitensor store is always Zarr v3, so these keys are answered as absent at once.
+    """
+    if not _V3_STORE:
+        from zarr.storage import FsspecStore
+
+        class V3FsspecStore(FsspecStore):
+            async def get(self, key, prototype=None, byte_range=None):
+                if key.endswith(_V2_KEYS):
+                    return None
+                return await super().get(key, prototype, byte_range)
+
+            async def exists(self, key):
+                if key.endswith(_V2_KEYS):
+                    return False
+                return await super().exists(key)
+
+        _V3_STORE.append(V3FsspecStore)
+    return _V3_STORE[0]
+
+
 def access_error(location: StoreLocation, err: Exception, what: str = "") -> ObjectStoreError:
     """The error for an object store that cannot be reached, read or written (bucket, credentials)."""
     detail = f"{type(err).__name__}: {err}".strip()
@@ -259,13 +300,16 @@ def locate(store, storage_options: dict | None = None) -> StoreLocation:
         if storage_options is None or storage_options == store.storage_options:
             return store
         store = store.url
-    loc = StoreLocation(store, storage_options)
-    if not loc.is_local:
-        if storage_options is not None:
-            _OPTIONS[loc.url] = dict(storage_options)
-        elif loc.url in _OPTIONS:
-            loc.storage_options = dict(_OPTIONS[loc.url])
-    return loc
+    if not is_remote(store):
+        return StoreLocation(store)
+    url = os.fspath(store).rstrip("/")
+    if storage_options is not None:
+        _OPTIONS[url] = dict(storage_options)
+    options = _OPTIONS.get(url, {})
+    key = (url, repr(sorted(options.items())))
+    if key not in _LOCATIONS:  # one per URL and options: its filesystem and zarr stores are reused
+        _LOCATIONS[key] = StoreLocation(url, options)
+    return _LOCATIONS[key]
 
 
 def check_bucket(location: StoreLocation) -> None:

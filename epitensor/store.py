@@ -38,6 +38,7 @@ Consolidated metadata
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -50,6 +51,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+from zarr.core.sync import sync as zarr_sync
 
 from .allocator import keep_freed_memory
 from .chunks import CheckedStore, compressors
@@ -367,13 +369,13 @@ def _write_label_bytes(root: zarr.Group) -> None:
         root.create_group(LABEL_BYTES_GROUP, attributes={
             "description": "the label arrays of the root group as uint8 UTF-8 bytes (Zarr v3 core data types)"})
     group = root[LABEL_BYTES_GROUP]
+    labels, copies = _read_arrays(root, LABEL_ARRAYS), _read_arrays(group, LABEL_ARRAYS)
     for name in LABEL_ARRAYS:
-        if name not in root:
+        if labels[name] is None:
             continue
-        wanted = label_bytes(root[name][:])
-        if name in group:
-            arr = group[name]
-            if tuple(arr.shape) == wanted.shape and np.array_equal(arr[:], wanted):
+        wanted = label_bytes(labels[name])
+        if copies[name] is not None:
+            if tuple(copies[name].shape) == wanted.shape and np.array_equal(copies[name], wanted):
                 continue
             del group[name]
         arr = group.create_array(
@@ -382,6 +384,24 @@ def _write_label_bytes(root: zarr.Group) -> None:
             attributes={"labels_of": name, "encoding": "utf-8, zero-padded on the right; row i is label i of "
                         f"the root array {name!r}"})
         arr[:] = wanted
+
+
+def _read_arrays(group: zarr.Group, names) -> dict[str, np.ndarray | None]:
+    """The values of the small arrays ``names`` of ``group`` (None for those it lacks), read
+    concurrently: on an object store, a few round trips instead of three per array."""
+    async def read_one(name):
+        try:
+            arr = await group._async_group.getitem(name)
+        except KeyError:
+            return name, None
+        if not isinstance(arr, zarr.AsyncArray):
+            return name, None
+        return name, np.asarray(await arr.getitem(tuple(slice(None) for _ in arr.shape)))
+
+    async def read_all():
+        return dict(await asyncio.gather(*(read_one(n) for n in names)))
+
+    return zarr_sync(read_all())
 
 
 def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = False) -> zarr.Array:

@@ -41,7 +41,16 @@ def prepare_markers(path) -> None:
 
 
 def write_marker(path, kind: str, block: Block, attrs: dict) -> None:
-    """Record ``block`` as finished (call after its data are written)."""
+    """Record ``block`` as finished (call after its data are written).
+
+    On an object store the marker group's ``zarr.json`` is one PUT (its parent groups exist:
+    :func:`prepare_markers`), so the marker appears whole, after every chunk PUT of the block.
+    """
+    location = locate(path)
+    if not location.is_local:
+        meta = {"zarr_format": 3, "node_type": "group", "attributes": attrs}
+        location.write_bytes(f"{GROUP}/{kind}/{block.name}/zarr.json", json.dumps(meta).encode())
+        return
     zarr.create_group(_zarr(path), path=f"{GROUP}/{kind}/{block.name}", attributes=attrs, overwrite=True)
 
 
