@@ -113,9 +113,15 @@ def test_ingest_into_s3_reads_like_local(s3, tmp_path):
     np.testing.assert_array_equal(part.values, ds_l.sortby("assay", ascending=False).signal.sel(
         biosample=["B2"]).epi.region("chr2:0-25kb").values)
     # the same ingest again finds every record and writes nothing
-    before = {f: fs.info(f)["ETag"] for f in fs.find(f"{BUCKET}/ingested.zarr")}
+    before = _etags(fs, "ingested.zarr")
     et.ingest(manifest, _url("ingested.zarr"), progress=False)  # storage_options remembered for the URL
-    assert {f: fs.info(f)["ETag"] for f in fs.find(f"{BUCKET}/ingested.zarr")} == before
+    assert _etags(fs, "ingested.zarr") == before
+
+
+def _etags(fs, name: str) -> dict:
+    """Object -> ETag of every object of a store (one listing)."""
+    fs.invalidate_cache()
+    return {k: v["ETag"] for k, v in fs.find(f"{BUCKET}/{name}", detail=True).items()}
 
 
 # ---------------------------------------------------------------------- stage 2
@@ -125,7 +131,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("object_store")
     ds = et.datasets.synthetic(root / "base.zarr", n_biosamples=5, n_assays=3, genome=GENOME, missing=0.4, seed=5)
     model = et.Avocado(ds, preset="paper", seed=1, n_nodes=16, n_layers=2, batch_size=250)
-    model.fit(region="c1:0-40kb", epochs=10, progress=False)
+    model.fit(region="c1:0-40kb", epochs=2, progress=False)
     model.save(root / "model")
     return root / "base.zarr", root / "model"
 
@@ -173,10 +179,12 @@ def test_fit_and_impute_genome_on_s3_equal_local(trained, s3, tmp_path):
 
 
 DRIVER = textwrap.dedent("""
-    import sys, torch
+    import os, sys, time, torch
     sys.path.insert(0, {repo!r})
     import epitensor as et
     torch.set_num_threads(1)
+    while not os.path.exists({go!r}):  # imported while the test uploads the store
+        time.sleep(0.05)
     options = {options!r}
     model = et.Avocado.load({model!r}, et.open_dataset({store!r}, storage_options=options), device="cpu")
     model.fit_genome({store!r}, region="c2", block_size="10kb", epochs=3, write_imputed=True,
@@ -186,14 +194,19 @@ DRIVER = textwrap.dedent("""
 
 def test_killed_stage2_run_on_s3_resumes_to_the_uninterrupted_result(trained, s3, tmp_path):
     options, fs = s3
-    local, url = _copies(trained, s3, tmp_path, "killed.zarr")
-    store = locate(url, options)  # the location remembers the options for the URL
+    url, go = _url("killed.zarr"), tmp_path / "go"
     script = tmp_path / "driver.py"
-    script.write_text(DRIVER.format(repo=str(REPO), model=str(trained[1]), store=url, options=options))
+    script.write_text(DRIVER.format(repo=str(REPO), model=str(trained[1]), store=url, options=options, go=str(go)))
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
+    local, _ = _copies(trained, s3, tmp_path, "killed.zarr")
+    store = locate(url, options)  # the location remembers the options for the URL
+    go.touch()
+    # the uninterrupted run, on a local copy, while the driver imports and starts
+    _load(trained, local).fit_genome(local, region="c2", block_size="10kb", epochs=3, write_imputed=True,
+                                     scheduler="synchronous", progress=False)
+    deadline = time.time() + 90
     while time.time() < deadline and proc.poll() is None and len(read_markers(store, "factors")) < 2:
-        time.sleep(0.05)
+        time.sleep(0.25)
     assert proc.poll() is None, proc.communicate()[0].decode()[-2000:]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -203,8 +216,6 @@ def test_killed_stage2_run_on_s3_resumes_to_the_uninterrupted_result(trained, s3
                                              scheduler="synchronous", progress=False)
     assert (resumed.status == "finished before").sum() >= n_done - 1  # a block whose imputations were cut is redone
     assert (resumed.status == "fitted").sum() == 6 - n_done
-    _load(trained, local).fit_genome(local, region="c2", block_size="10kb", epochs=3, write_imputed=True,
-                                     scheduler="synchronous", progress=False)
     a = _arrays(zarr.open_group(str(local), mode="r"), (*FACTORS, "imputed"))
     b = _arrays(zarr.open_group(locate(url).zarr_store(read_only=True), mode="r"), (*FACTORS, "imputed"))
     assert set(b) == {*FACTORS, "imputed"}

@@ -268,8 +268,9 @@ def _store_exists(store) -> bool:
     """Whether ``store`` holds a store (on an object store: a finished one, see create_store)."""
     if not isinstance(store, StoreLocation):
         return (store / "zarr.json").is_file()
-    check_bucket(store)
     raw = store.read_bytes("zarr.json")
+    if raw is None:
+        check_bucket(store)  # no store yet: a missing bucket is named before anything is read
     return raw is not None and b"epitensor_creating" not in raw
 
 
