@@ -95,6 +95,10 @@ class StoreLocation:
     def __hash__(self) -> int:
         return hash(self.url)
 
+    def resolve(self) -> StoreLocation | Path:
+        """The absolute path of a local store, the location itself for a URL (as ``Path.resolve``)."""
+        return self.path.resolve() if self.is_local else self
+
     def __fspath__(self) -> str:
         if not self.is_local:
             raise TypeError(f"{self.url} is on an object store, not a local path")
