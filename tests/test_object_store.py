@@ -218,6 +218,8 @@ def test_bad_bucket_or_url_is_a_clear_error(s3):
         et.create_store("s3://no-such-bucket/c.zarr", ["B"], ["A"], GENOME, storage_options=options)
     with pytest.raises(StoreNotFoundError, match=rf"no epitensor store at s3://{BUCKET}/absent\.zarr.*create the store"):
         et.open_dataset(_url("absent.zarr"), storage_options=options)
+    with pytest.raises(et.ArgumentError, match=r"s3://.*object store.*Copy it to a local folder"):
+        et.check_store(_url("absent.zarr"))
     closed = {"endpoint_url": f"http://127.0.0.1:{_free_port()}", "config_kwargs": {"retries": {"max_attempts": 1}},
               "retries": 1}
     with pytest.raises(ObjectStoreError, match=r"s3://any/c\.zarr.*storage_options"):
