@@ -282,7 +282,12 @@ class ChunkFiles:
 
     @classmethod
     def open(cls, store, variable: str) -> ChunkFiles | None:
-        """Chunk files of ``store/variable``, or None when zarr must do the I/O."""
+        """Chunk files of ``store/variable``, or None when zarr must do the I/O (also for a store on
+        an object store)."""
+        from .storage_location import is_remote
+
+        if is_remote(store):
+            return None
         root = Path(os.fspath(store))
         try:
             array = zarr.open_array(str(root), path=variable, mode="r")

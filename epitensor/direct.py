@@ -36,14 +36,15 @@ import zarr
 from .chunks import CheckedStore, ChunkFiles
 from .exceptions import LabelError, RegionError
 from .genome_index import LOCATION_COORDS, from_store, genome_index
-from .store import label_index
+from .storage_location import StoreLocation
+from .store import label_index, store_path
 
 TRACK_DIMS = ("biosample", "assay", "position")
 _OPENED_PREFIX = "open_dataset-"  # how xarray names the dask array of a variable it opened
 _cache: dict[tuple[str, str], tuple] = {}
 
 
-def store_source(da: xr.DataArray) -> tuple[Path, str] | None:
+def store_source(da: xr.DataArray) -> tuple[Path | StoreLocation, str] | None:
     """``(store, variable)`` when ``da`` reads a store variable unchanged, else None.
 
     True when ``da`` is dask-backed, came from :func:`epitensor.open_dataset`, is laid out
@@ -65,17 +66,22 @@ def store_source(da: xr.DataArray) -> tuple[Path, str] | None:
     if extra:  # coordinates a user attached along position: let xarray carry them
         return None
     variable = opened[0][len(_OPENED_PREFIX) :].rsplit("-", 1)[0]
-    return Path(source), variable
+    return store_path(source), variable
 
 
 def _open(store: Path, variable: str) -> tuple[zarr.Array, ChunkFiles | None, pd.Index, pd.Index, pd.Index]:
     """The zarr array, its chunk files, the store's labels and its positions (genome-wide bins of
     its position axis), cached until the array's metadata changes."""
-    key = (os.fspath(store), variable)
-    stamp = os.stat(store / variable / "zarr.json").st_mtime_ns  # add_labels rewrites it
+    key = (str(store), variable)
+    if isinstance(store, StoreLocation):  # an object store: the metadata's bytes are the stamp
+        stamp = store.read_bytes(f"{variable}/zarr.json")
+        opened = store.zarr_store(read_only=True)
+    else:
+        stamp = os.stat(store / variable / "zarr.json").st_mtime_ns  # add_labels rewrites it
+        opened = CheckedStore(key[0], read_only=True)
     hit = _cache.get(key)
     if hit is None or hit[0] != stamp:
-        root = zarr.open_group(CheckedStore(key[0], read_only=True), mode="r", use_consolidated=False)
+        root = zarr.open_group(opened, mode="r", use_consolidated=False)
         labels = [pd.Index(np.asarray(root[dim][:], dtype=object)) for dim in TRACK_DIMS[:2]]
         n = root[variable].shape[2]
         positions = pd.Index(np.asarray(root["position"][:], dtype=np.int64)) if "position" in root else pd.RangeIndex(n)

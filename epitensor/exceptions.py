@@ -100,3 +100,8 @@ class CorruptChunkError(DataError):
 class MissingFilesWarning(UserWarning):
     """Files of a manifest that do not exist, left out of an ingest asked to report them
     (``missing_files="report"``); the store's ``absent_files`` attribute lists them."""
+
+
+class ObjectStoreError(StoreNotFoundError):
+    """An object store (S3, GCS, MinIO ...) that cannot be reached, read or written: no such
+    bucket, wrong credentials or endpoint, or the object-store extra not installed."""

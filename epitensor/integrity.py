@@ -25,7 +25,8 @@ from .chunks import (
     required_chunks,
     track_of,
 )
-from .exceptions import CorruptChunkError
+from .exceptions import ArgumentError, CorruptChunkError
+from .storage_location import is_remote
 from .store import LABEL_ARRAYS, TRACK_VARIABLES, _open_group
 
 COLUMNS = ["variable", "biosample", "assay", "chunk", "problem"]
@@ -58,6 +59,8 @@ def check_store(path, progress: bool = True) -> pd.DataFrame:
     ------
     StoreNotFoundError
         ``path`` is not an epitensor store.
+    ArgumentError
+        ``path`` is an object-store URL (only local stores are checked).
 
     Examples
     --------
@@ -66,6 +69,10 @@ def check_store(path, progress: bool = True) -> pd.DataFrame:
     >>> et.check_store(ds.attrs["source"], progress=False).empty
     True
     """
+    if is_remote(path):
+        raise ArgumentError(f"check_store reads the chunk files of a local store; {path} is on an object store. "
+                            "Copy it to a local folder first (e.g. `aws s3 sync`), or read it: zarr's crc32c "
+                            "codec refuses a damaged chunk there")
     root = Path(os.fspath(path))
     _open_group(root)  # clear errors for a wrong path
     arrays = _arrays(root)

@@ -38,6 +38,7 @@ Consolidated metadata
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -50,6 +51,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+from zarr.core.sync import sync as zarr_sync
 
 from .allocator import keep_freed_memory
 from .chunks import CheckedStore, compressors
@@ -57,6 +59,7 @@ from .exceptions import DataError, LabelError, SchemaError, StoreNotFoundError
 from .genome import Genome
 from .genome_index import genome_index, mark_store_labels, with_genome_index
 from .precision import check_precision, default_precision, parse_precision, precision_of
+from .storage_location import StoreLocation, access_error, check_bucket, locate
 
 SCHEMA_VERSION = 1
 #: Variables laid out along the genome-wide position axis, stored in (1, 1, chunk_bins) chunks.
@@ -135,13 +138,15 @@ def create_store(
     *,
     transform: str = "arcsinh",
     overwrite: bool = False,
+    storage_options: dict | None = None,
 ) -> Path:
     """Create an empty epigenome tensor store (every track unobserved).
 
     Parameters
     ----------
     path : str or Path
-        Directory of the new zarr store.
+        Directory of the new zarr store, or an object-store URL such as
+        ``s3://bucket/compendium.zarr`` (``docs/object_storage.md``).
     biosamples : list of str, mapping name -> summary, or DataFrame
         Biosample labels; a DataFrame needs a ``biosample`` column and may have ``biosample_summary``.
     assays : list of str, mapping name -> category, or DataFrame
@@ -153,18 +158,22 @@ def create_store(
         Transform applied to the signal values, recorded in the attributes.
     overwrite : bool, default False
         Replace an existing store at ``path``.
+    storage_options : dict, optional
+        For a URL: options of its fsspec filesystem (credentials, ``endpoint_url``).
 
     Returns
     -------
-    Path
-        ``path``.
+    Path or StoreLocation
+        ``path`` (a :class:`~epitensor.storage_location.StoreLocation` for a URL).
 
     Notes
     -----
     The store is written in a hidden sibling directory and renamed to ``path`` when complete, so
     a process killed while creating it leaves no half-made store at ``path``: running the same
     call (or :func:`epitensor.ingest`) again creates it afresh, and removes the killed run's
-    hidden directory.
+    hidden directory. An object store cannot rename: the store is written in place with an
+    ``epitensor_creating`` attribute instead of ``epitensor_schema``, which its last write swaps;
+    the rerun replaces such a half-made store.
 
     Examples
     --------
@@ -174,9 +183,12 @@ def create_store(
     >>> et.open_dataset(path).signal.shape
     (2, 2, 1868400)
     """
-    path = Path(path)
+    location = locate(path, storage_options)
     if transform not in TRANSFORMS:
         raise SchemaError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
+    if not location.is_local:
+        return _create_remote_store(location, biosamples, assays, genome, transform, overwrite)
+    path = Path(path)
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise SchemaError(f"{path} already exists; pass overwrite=True to replace it or choose another path")
     b_names, b_meta = _new_labels(biosamples, "biosample")
@@ -192,8 +204,50 @@ def create_store(
     return path
 
 
-def _write_new_store(path: Path, b_names, b_meta, a_names, a_meta, genome: Genome, transform: str) -> None:
-    """Write a complete empty store at ``path`` (a private directory, moved into place afterwards)."""
+def _create_remote_store(location: StoreLocation, biosamples, assays, genome: Genome, transform: str,
+                         overwrite: bool) -> StoreLocation:
+    """:func:`create_store` on an object store: written in place, ``epitensor_schema`` set last."""
+    b_names, b_meta = _new_labels(biosamples, "biosample")
+    a_names, a_meta = _new_labels(assays, "assay")
+    check_bucket(location)
+    raw = location.read_bytes("zarr.json")
+    attrs = {}
+    if raw is not None:
+        try:
+            attrs = json.loads(raw).get("attributes") or {}
+        except ValueError:
+            attrs = {}
+    elif _has_objects(location):
+        attrs = {"": "objects that are not a zarr store"}
+    if attrs and not attrs.get("epitensor_creating") and not overwrite:
+        raise SchemaError(f"{location} already exists; pass overwrite=True to replace it or choose another URL")
+    if raw is not None or attrs:
+        location.delete("", recursive=True)  # an old store, or one a killed creation left half-made
+    _write_new_store(location, b_names, b_meta, a_names, a_meta, genome, transform, finished=False)
+    root = zarr.open_group(location.zarr_store(), mode="r+", use_consolidated=False)
+    final = {k: v for k, v in root.attrs.asdict().items() if k != "epitensor_creating"}
+    root.attrs.put({**final, "epitensor_schema": SCHEMA_VERSION})  # one PUT: from here on the store is complete
+    return location
+
+
+def _has_objects(location: StoreLocation) -> bool:
+    try:
+        return bool(location._call("list", "", lambda: location.fs.ls(location.root, detail=False, refresh=True)))
+    except FileNotFoundError:
+        return False
+
+
+def _zarr(path, read_only: bool = False):
+    """What zarr opens for the store ``path``: the path string (local) or zarr's FsspecStore (URL)."""
+    if isinstance(path, str | os.PathLike) and not isinstance(path, StoreLocation) and "://" not in os.fspath(path):
+        return str(path)
+    return locate(path).zarr_store(read_only=read_only)
+
+
+def _write_new_store(path, b_names, b_meta, a_names, a_meta, genome: Genome, transform: str,
+                     finished: bool = True) -> None:
+    """Write a complete empty store at ``path`` (a private directory, moved into place afterwards;
+    on an object store, in place and marked ``epitensor_creating`` until :func:`create_store` ends)."""
     meta = xr.Dataset(
         coords={
             "biosample": ("biosample", np.array(b_names, dtype=object)),
@@ -202,9 +256,10 @@ def _write_new_store(path: Path, b_names, b_meta, a_names, a_meta, genome: Genom
             "assay_category": ("assay", np.array(a_meta, dtype=object)),
             "observed": (("biosample", "assay"), np.zeros((len(b_names), len(a_names)), dtype=bool)),
         },
-        attrs={**genome.to_attrs(), "transform": transform, "epitensor_schema": SCHEMA_VERSION},
+        attrs={**genome.to_attrs(), "transform": transform,
+               **({"epitensor_schema": SCHEMA_VERSION} if finished else {"epitensor_creating": True})},
     )
-    meta.to_zarr(path, mode="w", consolidated=False, zarr_format=3,
+    meta.to_zarr(_zarr(path), mode="w", consolidated=False, zarr_format=3,
                  encoding={name: {"compressors": compressors()} for name in meta.variables})
     add_track_variable(path, "signal", long_name="observed signal")
     sync_metadata(path)
@@ -274,18 +329,21 @@ def sync_metadata(path) -> None:
     >>> zarr.open_group("copy.zarr", mode="r+").create_group("mine")  # doctest: +SKIP
     >>> et.store.sync_metadata("copy.zarr")                          # doctest: +SKIP
     """
-    root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    root = zarr.open_group(_zarr(path), mode="r+", use_consolidated=False)
     _write_label_bytes(root)
     if has_consolidated_metadata(path):
         with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec": we know
             warnings.simplefilter("ignore")
-            zarr.consolidate_metadata(str(path), zarr_format=3)
+            zarr.consolidate_metadata(_zarr(path), zarr_format=3)
 
 
 def has_consolidated_metadata(path) -> bool:
     """Whether the root ``zarr.json`` of the store carries consolidated metadata."""
     try:
-        root = json.loads((Path(path) / "zarr.json").read_text())
+        if isinstance(path, StoreLocation) or "://" in os.fspath(path):
+            root = json.loads(locate(path).read_bytes("zarr.json") or b"{}")
+        else:
+            root = json.loads((Path(path) / "zarr.json").read_text())
     except (OSError, ValueError):
         return False
     return root.get("consolidated_metadata") is not None
@@ -312,13 +370,13 @@ def _write_label_bytes(root: zarr.Group) -> None:
         root.create_group(LABEL_BYTES_GROUP, attributes={
             "description": "the label arrays of the root group as uint8 UTF-8 bytes (Zarr v3 core data types)"})
     group = root[LABEL_BYTES_GROUP]
+    labels, copies = _read_arrays(root, LABEL_ARRAYS), _read_arrays(group, LABEL_ARRAYS)
     for name in LABEL_ARRAYS:
-        if name not in root:
+        if labels[name] is None:
             continue
-        wanted = label_bytes(root[name][:])
-        if name in group:
-            arr = group[name]
-            if tuple(arr.shape) == wanted.shape and np.array_equal(arr[:], wanted):
+        wanted = label_bytes(labels[name])
+        if copies[name] is not None:
+            if tuple(copies[name].shape) == wanted.shape and np.array_equal(copies[name], wanted):
                 continue
             del group[name]
         arr = group.create_array(
@@ -327,6 +385,24 @@ def _write_label_bytes(root: zarr.Group) -> None:
             attributes={"labels_of": name, "encoding": "utf-8, zero-padded on the right; row i is label i of "
                         f"the root array {name!r}"})
         arr[:] = wanted
+
+
+def _read_arrays(group: zarr.Group, names) -> dict[str, np.ndarray | None]:
+    """The values of the small arrays ``names`` of ``group`` (None for those it lacks), read
+    concurrently: on an object store, a few round trips instead of three per array."""
+    async def read_one(name):
+        try:
+            arr = await group._async_group.getitem(name)
+        except KeyError:
+            return name, None
+        if not isinstance(arr, zarr.AsyncArray):
+            return name, None
+        return name, np.asarray(await arr.getitem(tuple(slice(None) for _ in arr.shape)))
+
+    async def read_all():
+        return dict(await asyncio.gather(*(read_one(n) for n in names)))
+
+    return zarr_sync(read_all())
 
 
 def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = False, *, precision=None) -> zarr.Array:
@@ -351,7 +427,7 @@ def add_track_variable(path, name: str, long_name: str = "", exist_ok: bool = Fa
     --------
     >>> add_track_variable("compendium.zarr", "imputed", exist_ok=True, precision="float32")  # doctest: +SKIP
     """
-    root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    root = zarr.open_group(_zarr(path), mode="r+", use_consolidated=False)
     if name in root:
         if exist_ok:
             check_precision(path, name, root[name].attrs, precision)
@@ -396,6 +472,9 @@ def check_track_chunks(root: zarr.Group, path, variables=TRACK_VARIABLES) -> Non
 
 
 def _open_group(path, mode="r") -> zarr.Group:
+    location = locate(path)
+    if not location.is_local:
+        return _open_remote_group(location, mode)
     path = Path(path)
     if not path.exists():
         raise StoreNotFoundError(f"no epitensor store at {path}; create one with epitensor.create_store or epitensor.ingest")
@@ -409,6 +488,36 @@ def _open_group(path, mode="r") -> zarr.Group:
             f"{path} is a zarr store but not an epitensor store (no 'epitensor_schema' attribute); "
             "create it with epitensor.create_store"
         )
+    return root
+
+
+def _open_remote_group(location: StoreLocation, mode: str) -> zarr.Group:
+    """:func:`_open_group` for an object store (read through zarr's FsspecStore)."""
+    try:
+        raw = location.fs.cat_file(f"{location.root}/zarr.json")
+    except FileNotFoundError as err:
+        check_bucket(location)  # no such bucket: ObjectStoreError
+        raise StoreNotFoundError(
+            f"no epitensor store at {location} (the object store says: {err}); check the bucket and prefix "
+            "of the URL (and storage_options={'endpoint_url': ...} for MinIO or another S3-compatible server), "
+            "or create the store with epitensor.create_store or epitensor.ingest") from None
+    except Exception as err:
+        raise access_error(location, err, "zarr.json") from None
+    try:
+        attrs = json.loads(raw).get("attributes") or {}
+    except ValueError:
+        attrs = {}
+    if attrs.get("epitensor_creating"):
+        raise StoreNotFoundError(f"{location} is a store whose creation did not finish (the process was stopped); "
+                                 "run the same create_store or ingest again to create it afresh")
+    try:
+        root = zarr.open_group(location.zarr_store(read_only=mode == "r"), mode=mode, use_consolidated=False)
+    except Exception as err:
+        raise StoreNotFoundError(f"{location} is not a zarr store ({err}); pass the URL of a store made by epitensor") from None
+    if "epitensor_schema" not in root.attrs:
+        raise StoreNotFoundError(
+            f"{location} is a zarr store but not an epitensor store (no 'epitensor_schema' attribute); "
+            "create it with epitensor.create_store")
     return root
 
 
@@ -442,7 +551,7 @@ class TrackWriter:
     """
 
     def __init__(self, path):
-        self.path = Path(path)
+        self.path = store_path(path)
         self.root = _open_group(path, mode="r+")
         self.genome = Genome.from_attrs(self.root.attrs)
         self.biosamples = pd.Index(np.asarray(self.root["biosample"][:], dtype=object))
@@ -541,16 +650,20 @@ def set_observed(path, pairs, value: bool = True) -> None:
     TrackWriter(path).mark_observed(pairs, value)
 
 
-def open_dataset(path, chunks=None) -> xr.Dataset:
+def open_dataset(path, chunks=None, *, storage_options: dict | None = None) -> xr.Dataset:
     """Open an epitensor store as a lazy, dask-backed :class:`xarray.Dataset`.
 
     Parameters
     ----------
     path : str or Path
-        The store directory.
+        The store directory, or an object-store URL such as ``s3://bucket/compendium.zarr``
+        (``docs/object_storage.md``).
     chunks : dict, optional
         Dask chunks for the track variables; default: the on-disk chunks ``(1, 1, chunk_bins)``.
         Labels, ``observed`` and factor tables are read into memory (they are small).
+    storage_options : dict, optional
+        For a URL: options of its fsspec filesystem, e.g. ``{"endpoint_url": "http://127.0.0.1:9000",
+        "key": ..., "secret": ...}``; remembered for the URL in this process.
 
     Returns
     -------
@@ -562,6 +675,8 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
     ------
     StoreNotFoundError
         ``path`` does not exist or is not an epitensor store.
+    ObjectStoreError
+        The object store of a URL cannot be reached (no such bucket, wrong credentials or endpoint).
     SchemaError
         The store breaks the schema.
 
@@ -572,6 +687,8 @@ def open_dataset(path, chunks=None) -> xr.Dataset:
     >>> ds.signal.dims
     ('biosample', 'assay', 'position')
     """
+    location = locate(path, storage_options)
+    path = location if not location.is_local else path
     _open_group(path)  # clear errors for a wrong path
     keep_freed_memory(32 << 20, 256 << 20)  # region reads allocate and free ~MB arrays: see epitensor.allocator
     # inline_array=True keeps the zarr array inside the tasks: no legacy layer, so dask culls a
@@ -630,8 +747,10 @@ def as_unicode_labels(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _open_zarr(path, **kwargs) -> xr.Dataset:
-    # CheckedStore: a damaged chunk raises CorruptChunkError, in dask computations too
-    return xr.open_dataset(CheckedStore(path, read_only=True), engine="zarr", consolidated=False, zarr_format=3, **kwargs)
+    # CheckedStore: a damaged chunk raises CorruptChunkError, in dask computations too (local stores;
+    # on an object store zarr's crc32c codec refuses a damaged chunk)
+    store = locate(path).zarr_store(read_only=True) if isinstance(path, StoreLocation) else CheckedStore(path, read_only=True)
+    return xr.open_dataset(store, engine="zarr", consolidated=False, zarr_format=3, **kwargs)
 
 
 def _along_genome(v) -> bool:
@@ -703,14 +822,24 @@ def _schema_problems(ds) -> list[str]:
     return problems
 
 
-def store_path(ds_or_path) -> Path:
-    """The store path of an opened Dataset (its ``source``) or a path given directly."""
+def store_path(ds_or_path) -> Path | StoreLocation:
+    """The store path of an opened Dataset (its ``source``) or a path given directly.
+
+    A local store is a :class:`~pathlib.Path`; a store on an object store its
+    :class:`~epitensor.storage_location.StoreLocation` (with the storage_options remembered for it).
+
+    Examples
+    --------
+    >>> store_path("compendium.zarr"), store_path("s3://bucket/c.zarr")
+    (PosixPath('compendium.zarr'), StoreLocation('s3://bucket/c.zarr'))
+    """
     if isinstance(ds_or_path, xr.Dataset | xr.DataArray):
         src = ds_or_path.attrs.get("source") or ds_or_path.encoding.get("source")
         if not src:
             raise StoreNotFoundError("this dataset was not opened from a store; pass the store path instead")
-        return Path(src)
-    return Path(os.fspath(ds_or_path))
+        ds_or_path = src
+    location = locate(ds_or_path)
+    return location.path if location.is_local else location
 
 
 def remove_interrupted_writes(path) -> int:
@@ -728,8 +857,11 @@ def remove_interrupted_writes(path) -> int:
     >>> et.store.remove_interrupted_writes("compendium.zarr")  # doctest: +SKIP
     0
     """
+    location = locate(path)
+    if not location.is_local:
+        return 0  # an object store has no temporary files: an object is PUT whole or not at all
     removed = 0
-    for leftover in Path(os.fspath(path)).rglob("*.partial"):
+    for leftover in location.path.rglob("*.partial"):
         if leftover.is_file():
             leftover.unlink(missing_ok=True)
             removed += 1
@@ -806,4 +938,4 @@ def add_labels(path, biosamples=None, assays=None) -> Path:
             root[kind][n - len(names):] = np.array(names, dtype=object)
             root[meta_name][n - len(names):] = np.array(meta, dtype=object)
     sync_metadata(path)
-    return Path(path)
+    return store_path(path)

@@ -44,14 +44,17 @@ from ..exceptions import (
     WriteError,
 )
 from ..genome import Genome
+from ..storage_location import StoreLocation, check_bucket, locate
 from ..store import (
     TRANSFORMS,
     _open_group,
+    _zarr,
     check_track_chunks,
     create_store,
     label_index,
     remove_interrupted_writes,
     set_observed,
+    store_path,
     sync_metadata,
 )
 from .bigwig import apply_transform, find_non_finite, inspect_bigwig, match_contigs, read_bins
@@ -117,6 +120,7 @@ def ingest(
     cache_dir=None,
     overwrite: bool = False,
     progress: bool = True,
+    storage_options: dict | None = None,
 ) -> Path:
     """Ingest the bigWig or peak tracks of a manifest into an epigenome tensor store (parallel, resumable).
 
@@ -130,7 +134,9 @@ def ingest(
         (replicates), merged as ``peak_value`` says.
     store : str or Path
         The zarr store. Created from the manifest's labels when it does not exist; otherwise the
-        tracks are added to it (their labels must exist in it).
+        tracks are added to it (their labels must exist in it). May be an object-store URL such as
+        ``s3://bucket/compendium.zarr`` (``docs/object_storage.md``): chunks and completion
+        records are then written through zarr's FsspecStore.
     assembly : str, Path or Genome, optional
         For a new store: ``"hg19"``/``"hg38"``, a ``chrom.sizes`` file, or a :class:`Genome`.
         For an existing store it is optional and, if given, must match the store.
@@ -174,11 +180,13 @@ def ingest(
         Replace tracks that the store already holds from other sources.
     progress : bool, default True
         Show a progress bar (tqdm) over chunks.
+    storage_options : dict, optional
+        For a URL: options of its fsspec filesystem (credentials, ``endpoint_url``).
 
     Returns
     -------
-    Path
-        The store.
+    Path or StoreLocation
+        The store (a :class:`~epitensor.storage_location.StoreLocation` for a URL).
 
     Raises
     ------
@@ -212,10 +220,10 @@ def ingest(
     >>> da = et.open_dataset("compendium.zarr").signal                                          # doctest: +SKIP
     """
     _check_arguments(workers, scheduler, transform, missing_chroms, peak_value, missing_files)
-    store = Path(store)
+    store = store_path(locate(store, storage_options))  # a Path, or the location of an object store
     table = read_manifest(manifest)
     has_peaks = bool(table["path"].map(is_peak_file).any())
-    exists = (store / "zarr.json").is_file()
+    exists = _store_exists(store)
     if exists:
         genome, transform, labels = _existing_store(store, assembly, chroms, transform)
         _check_labels(table, labels, store)
@@ -254,6 +262,16 @@ def ingest(
     with _writing(store):
         _mark_observed(store, pieces)
     return store
+
+
+def _store_exists(store) -> bool:
+    """Whether ``store`` holds a store (on an object store: a finished one, see create_store)."""
+    if not isinstance(store, StoreLocation):
+        return (store / "zarr.json").is_file()
+    raw = store.read_bytes("zarr.json")
+    if raw is None:
+        check_bucket(store)  # no store yet: a missing bucket is named before anything is read
+    return raw is not None and b"epitensor_creating" not in raw
 
 
 @contextmanager
@@ -394,7 +412,7 @@ def _absent_files(table, local, missing_files) -> set[int]:
 def _record_peak_attrs(store, table, has_peaks, peak_value, absent) -> None:
     """Write the store's ``peaks`` rules and its ``absent_files`` (this manifest's tracks replace
     their old entries), and warn about the absent files."""
-    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    root = zarr.open_group(_zarr(store), mode="r+", use_consolidated=False)
     update = {}
     if has_peaks:
         update["peaks"] = {"value": peak_value, **PEAK_RULES}
@@ -490,10 +508,14 @@ def _progress_dir(store) -> Path:
 
 
 def _prepare_progress(store, todo):
-    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    root = zarr.open_group(_zarr(store), mode="r+", use_consolidated=False)
     if PROGRESS_GROUP not in root:
         root.create_group(PROGRESS_GROUP)
         sync_metadata(store)
+    if isinstance(store, StoreLocation):  # no temporary files on an object store: one PUT per record
+        for p in todo:
+            store.delete(f"{PROGRESS_GROUP}/{p.record_name}")
+        return
     for leftover in _progress_dir(store).glob(".*.tmp"):  # from a run killed mid-write
         leftover.unlink()
     remove_interrupted_writes(store)
@@ -503,6 +525,17 @@ def _prepare_progress(store, todo):
 
 def completed_pieces(store) -> dict[str, dict]:
     """Completion records of a store: file name -> record (biosample, assay, contig, source, ...)."""
+    location = locate(store)
+    if not location.is_local:  # one fresh listing, records fetched concurrently
+        names = [f"{PROGRESS_GROUP}/{n}" for n in location.list(PROGRESS_GROUP) if n.endswith(".json") and "/" not in n
+                 and n != "zarr.json"]
+        out = {}
+        for name, raw in sorted(location.read_many(names).items()):
+            try:
+                out[name.rpartition("/")[2]] = json.loads(raw)
+            except ValueError:
+                continue  # an unreadable record counts as not complete
+        return out
     folder = _progress_dir(store)
     if not folder.is_dir():
         return {}
@@ -519,7 +552,7 @@ def completed_pieces(store) -> dict[str, dict]:
 
 def _pending(store, pieces, overwrite):
     done = completed_pieces(store)
-    root = zarr.open_group(str(store), mode="r")
+    root = zarr.open_group(_zarr(store, read_only=True), mode="r")
     observed = root["observed"][:]
     by_track: dict[tuple, list[Piece]] = {}
     for p in pieces:
@@ -547,16 +580,22 @@ def _erase_incomplete(store, todo, genome):
     """Remove every piece (chunks and records) of the tracks this run left incomplete."""
     done = completed_pieces(store)
     incomplete = {(p.b, p.a) for p in todo if done.get(p.record_name) != p.record()}
-    arr = zarr.open_array(str(store), path="signal", mode="r+")
+    arr = zarr.open_array(_zarr(store), path="signal", mode="r+")
     for p in todo:
         if (p.b, p.a) in incomplete:
-            (_progress_dir(store) / p.record_name).unlink(missing_ok=True)
+            if isinstance(store, StoreLocation):
+                store.delete(f"{PROGRESS_GROUP}/{p.record_name}")
+            else:
+                (_progress_dir(store) / p.record_name).unlink(missing_ok=True)
             for lo, _, first, end in _chunks_of(p, genome):
                 arr[p.b, p.a, first + lo : end] = np.nan  # all-NaN chunks are deleted by zarr
 
 
-def _write_record(store: str, piece: dict, *chunks_done) -> str:
+def _write_record(store, piece: dict, *chunks_done) -> str:
     p = Piece(**piece)
+    if isinstance(store, StoreLocation):  # one PUT, after every chunk of the piece is stored
+        store.write_bytes(f"{PROGRESS_GROUP}/{p.record_name}", json.dumps(p.record(), sort_keys=True).encode())
+        return p.record_name
     folder = _progress_dir(store)
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
@@ -627,7 +666,7 @@ def _signal_array(store: str, shape: tuple) -> tuple[zarr.Array, ChunkFiles | No
     key = (store, tuple(shape))
     found = _ARRAYS.get(key)
     if found is None:
-        arr = zarr.open_array(store, path="signal", mode="r+")
+        arr = zarr.open_array(_zarr(store), path="signal", mode="r+")
         if tuple(arr.shape) != tuple(shape):
             raise SchemaError(f"store {store} changed while ingesting: signal has shape {arr.shape}, expected {shape}")
         _ARRAYS.clear()  # keep one store's array per process
@@ -648,15 +687,16 @@ def _graph(store, todo, genome):
 
     chunk_tasks, record_tasks = [], []
     length = {c: genome.length(c) for c in genome.contigs}
-    shape = tuple(zarr.open_array(str(store), path="signal", mode="r").shape)
+    shape = tuple(zarr.open_array(_zarr(store, read_only=True), path="signal", mode="r").shape)
+    target = store if isinstance(store, StoreLocation) else str(store)  # what the tasks open
     for j, p in enumerate(todo):
         spec = asdict(p)
         mine = [
-            delayed(_ingest_chunk, pure=False)(str(store), shape, spec, lo, hi, first, end, length[p.contig], genome.bin_size, genome if p.files else None, dask_key_name=f"ingest-chunk-{j}-{lo}")
+            delayed(_ingest_chunk, pure=False)(target, shape, spec, lo, hi, first, end, length[p.contig], genome.bin_size, genome if p.files else None, dask_key_name=f"ingest-chunk-{j}-{lo}")
             for lo, hi, first, end in _chunks_of(p, genome)
         ]
         chunk_tasks += mine
-        record_tasks.append(delayed(_write_record, pure=False)(str(store), spec, *mine, dask_key_name=f"ingest-record-{j}"))
+        record_tasks.append(delayed(_write_record, pure=False)(target, spec, *mine, dask_key_name=f"ingest-record-{j}"))
     return chunk_tasks, record_tasks
 
 

@@ -22,6 +22,8 @@ import uuid
 
 import torch
 
+from ..storage_location import StoreLocation
+
 LOCAL_SCHEDULERS = ("threads", "synchronous", "sync", "single-threaded")
 
 
@@ -145,7 +147,7 @@ def _run_distributed(client, fn, frozen, path, settings, args, resources, bar) -
     for a in args:
         blocks = a[0]
         key = f"{fn.__name__}-{blocks[0].name}-{token}"
-        f = client.submit(fn, frozen_f, str(path), blocks, settings, *a[1:], key=key, pure=False, resources=resources)
+        f = client.submit(fn, frozen_f, path if isinstance(path, StoreLocation) else str(path), blocks, settings, *a[1:], key=key, pure=False, resources=resources)
         futures[f] = blocks
     records = []
     for f in as_completed(list(futures)):

@@ -25,6 +25,7 @@ from ..model.model import check_integer, check_seed
 from ..model.positions import GenomeRows
 from ..model.storage import write_genome_factors
 from ..precision import check_precision, parse_precision
+from ..storage_location import StoreLocation
 from ..store import (
     _open_group,
     add_track_variable,
@@ -313,6 +314,8 @@ def genome_store(model):
             path = store_path(model._ds)
         except StoreNotFoundError:
             return None
+    if isinstance(path, StoreLocation):
+        return path if path.exists(f"{GROUP}/factors/zarr.json") else None
     return path if (path / GROUP / "factors").is_dir() else None
 
 

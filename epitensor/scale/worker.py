@@ -29,6 +29,7 @@ from ..model.positions import GenomeRows
 from ..model.storage import write_genome_factors
 from ..model.training import build_training_data, predict_pairs, resolve_options, train
 from ..precision import precision_of
+from ..store import _zarr
 from .blocks import Block
 from .factors import assemble_tables, with_genome_tables
 from .markers import write_marker
@@ -170,7 +171,7 @@ def fit_block(frozen: FrozenModel, path, block: Block, settings: dict) -> dict:
     config = frozen.avocado_config
     device = _worker_device(settings.get("device"))
     seed = block.seed(settings["seed"])
-    root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    root = zarr.open_group(_zarr(path), mode="r+", use_consolidated=False)
     raw = _read(root, path, "signal", frozen.training_store, block)
     track_b, track_a = frozen.training_model[:, 0], frozen.training_model[:, 1]
     values = raw - leave_one_out_mean(raw, track_a, frozen.n_assays) if config.residual and np.isfinite(raw).all() else raw
@@ -206,7 +207,7 @@ def impute_block(frozen: FrozenModel, path, block: Block, settings: dict, *, mod
     start = time.perf_counter()
     config = frozen.avocado_config
     device = _worker_device(settings.get("device"))
-    root = root if root is not None else zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    root = root if root is not None else zarr.open_group(_zarr(path), mode="r+", use_consolidated=False)
     positions = block.positions()
     if module is None:
         in_store = np.ones(len(positions), dtype=bool) if shipped is None else ~np.isin(positions, shipped[0].positions)
