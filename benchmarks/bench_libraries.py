@@ -180,15 +180,7 @@ def tensorstore_array(store: Path, variable: str, write: bool = False):
 
 
 def bench_regions(work: Path, repeats: int) -> None:
-    genome = et.Genome.from_assembly("hg38")
-    observed = {c: bench_region.peaky_track(genome.n_bins(c), i) for i, c in enumerate(["chr20", "chr21"])}
-    store = et.create_store(work / "hg38.zarr", ["HepG2", "K562", "GM12878"], ["H3K27ac", "CTCF", "H3K4me3"], genome, overwrite=True)
-    writer = et.TrackWriter(store)
-    for contig, values in observed.items():
-        writer.write("HepG2", "H3K27ac", values, contig)
-    writer.mark_observed([("HepG2", "H3K27ac")])
-    bw_path = work / "HepG2.H3K27ac.bw"
-    bench_region.write_bigwig(bw_path, genome, observed)
+    genome, store, bw_path = bench_region.build_region_benchmark(work)
 
     rng = np.random.default_rng(42)
     n20 = genome.length("chr20")

@@ -63,14 +63,9 @@ def timed(fn, repeats: int) -> tuple[list[float], object]:
     return times, out
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=100, help="regions read per method")
-    parser.add_argument("--workdir", type=Path, default=None, help="where to write the store and bigWig")
-    args = parser.parse_args(argv)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="epitensor-bench-region-"))
-    work.mkdir(parents=True, exist_ok=True)
-
+def build_region_benchmark(work: Path):
+    """(genome, store, bigWig path): one peaky HepG2 H3K27ac track on hg38 chr20 and chr21, in a
+    store under ``work`` and in a bigWig beside it."""
     genome = et.Genome.from_assembly("hg38")
     observed = {"chr20": peaky_track(genome.n_bins("chr20"), 0), "chr21": peaky_track(genome.n_bins("chr21"), 1)}
     store = et.create_store(work / "hg38.zarr", ["HepG2", "K562", "GM12878"], ["H3K27ac", "CTCF", "H3K4me3"], genome, overwrite=True)
@@ -80,7 +75,18 @@ def main(argv=None):
     writer.mark_observed([("HepG2", "H3K27ac")])
     bw_path = work / "HepG2.H3K27ac.bw"
     write_bigwig(bw_path, genome, observed)
+    return genome, store, bw_path
 
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=100, help="regions read per method")
+    parser.add_argument("--workdir", type=Path, default=None, help="where to write the store and bigWig")
+    args = parser.parse_args(argv)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="epitensor-bench-region-"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    genome, store, bw_path = build_region_benchmark(work)
     rng = np.random.default_rng(42)
     n20 = genome.length("chr20")
     starts = (rng.integers(0, (n20 - 1_000_000) // 25, args.repeats) * 25).tolist()

@@ -17,7 +17,6 @@ import json
 import numpy as np
 import pandas as pd
 import torch
-import zarr
 
 from ..direct import store_source
 from ..exceptions import BlockError, ModelError, RegionError, StoreNotFoundError
@@ -293,7 +292,7 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
 
 def check_imputed_precision(path, precision) -> None:
     """PrecisionError before any work when the store's ``imputed`` exists at another precision."""
-    root = zarr.open_group(str(path), mode="r", use_consolidated=False)
+    root = _open_group(path, mode="r")
     if precision is not None and "imputed" in root:
         check_precision(path, "imputed", root["imputed"].attrs, precision)
     elif precision is not None:
