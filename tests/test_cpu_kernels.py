@@ -64,7 +64,7 @@ def test_choice_keeps_fp32_unless_another_path_is_clearly_faster():
 def test_probe_measures_once_then_reads_its_cache(auto_kernels, monkeypatch):
     calls = []
 
-    def fake_measure(n_input, n_nodes, n_layers, paths=None, repeats=3):
+    def fake_measure(n_input, n_nodes, n_layers, paths=None, repeats=2):
         calls.append((n_input, n_nodes, n_layers))
         return {"fp32": 0.010, "onednn": 0.006}
 

@@ -235,11 +235,16 @@ def network_macs(n_input: int, n_nodes: int, n_layers: int) -> int:
 
 
 def probe_rows(n_input: int, n_nodes: int, n_layers: int) -> int:
-    """Samples per probe step: about 1 GFLOP of training work per step, between 128 and 8,192."""
-    return int(min(8192, max(128, 1e9 // (6 * network_macs(n_input, n_nodes, n_layers)))))
+    """Samples per probe step: about 8 GFLOP of training work, between 128 and 8,192 samples.
+
+    Which kernel wins depends on the number of rows of the products: a probe with a few hundred
+    rows can rank the paths the other way round from a 40,000-sample training batch, so a narrow
+    network is probed with as many rows as the time allows.
+    """
+    return int(min(8192, max(128, 8e9 // (6 * network_macs(n_input, n_nodes, n_layers)))))
 
 
-def measure_paths(n_input: int, n_nodes: int, n_layers: int, paths=None, repeats: int = 3) -> dict:
+def measure_paths(n_input: int, n_nodes: int, n_layers: int, paths=None, repeats: int = 2) -> dict:
     """Seconds per training step (forward, backward) of ``n_layers`` Dense(ReLU) layers of the
     model's widths and the linear output, for each path: the best of ``repeats`` steps after a
     warm-up, the paths taking turns so that a change in load hits them alike."""
