@@ -57,7 +57,7 @@ SITE = Path("/tmp/site")
 DATA = REPO / ".gpu_data" / "roadmap_pilot"
 STEPS = ("install", "environment", "cuda_tests", "throughput", "profile", "stage2", "roadmap")
 #: Packages epitensor imports that the GPU machine's image lacks (the wheels of gpu_wheels.sh).
-NEEDED = ("zarr", "numcodecs", "google_crc32c", "dask", "distributed", "pooch", "pyBigWig", "crc32c")
+NEEDED = ("zarr", "numcodecs", "google_crc32c", "dask", "distributed", "pooch", "pyBigWig", "pybigtools")
 VERSIONS = ("torch", "numpy", "pandas", "xarray", "zarr", "numcodecs", "dask", "distributed", "scipy",
             "scikit-learn", "pytest", "hypothesis", "triton")
 

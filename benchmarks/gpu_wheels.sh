@@ -8,7 +8,7 @@
 # pandas, xarray, scipy, scikit-learn, matplotlib, h5py, tensorstore, fsspec, click, tqdm, pyyaml,
 # cloudpickle, toolz, msgpack, psutil, jinja2, sortedcontainers, requests, packaging,
 # typing-extensions, pytest and hypothesis, but none of epitensor's zarr / dask / distributed /
-# pooch / pyBigWig / crc32c stack. The pins are the versions of the project's venv (what the tests
+# pooch / pyBigWig / pybigtools stack. The pins are the versions of the project's venv (what the tests
 # pass with here); one version each (two stop the whole install there). After downloading, every
 # wheel's Requires-Dist (extras and python < 3.12 markers left out) is checked to be either in this
 # set or in the image, and the total size is printed (it travels with the data, 64 MiB in all).
@@ -20,7 +20,7 @@ WHEELS=(
   dask==2026.8.0 partd==1.4.2 locket==1.0.0                                # dask[array]
   distributed==2026.8.0 tblib==3.2.2 tornado==6.6.1 zict==3.0.0            # distributed
   pooch==1.9.0 platformdirs==4.14.9                                        # pooch
-  crc32c==2.9.post0 pyBigWig==0.3.29                                       # epitensor's other needs
+  pybigtools==0.3.0 pyBigWig==0.3.29                                       # epitensor's bigWig readers
 )
 PLATFORMS=()
 for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 \
