@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 
 from ..exceptions import ModelError
 
+#: The CPU kernel paths of :mod:`epitensor.model.kernels` (``cpu_kernels`` may also be "auto").
+CPU_KERNEL_PATHS = ("fp32", "onednn", "bf16")
+
 
 @dataclass
 class AvocadoConfig:
@@ -133,7 +136,7 @@ class AvocadoConfig:
         if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
                                           or self.patience < 1):
             raise ModelError(f"patience must be a whole number of epochs >= 1 or None, got {self.patience!r}")
-        if self.cpu_kernels not in ("auto", "fp32", "onednn", "bf16"):
+        if self.cpu_kernels not in ("auto", *CPU_KERNEL_PATHS):
             raise ModelError(f"cpu_kernels must be 'auto', 'fp32', 'onednn' or 'bf16', got {self.cpu_kernels!r}")
         if self.learning_rate <= 0 or self.genome_l2 < 0:
             raise ModelError("learning_rate must be positive and genome_l2 non-negative")

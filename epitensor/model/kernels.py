@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import os
 import platform
@@ -40,8 +41,8 @@ import torch
 from torch.nn import functional as F
 
 from ..exceptions import ModelError
+from .config import CPU_KERNEL_PATHS as PATHS
 
-PATHS = ("fp32", "onednn", "bf16")
 #: Largest relative difference from the fp32 path's predictions, per path (the tests check them).
 TOLERANCE = {"fp32": 0.0, "onednn": 1e-4, "bf16": 3e-2}
 #: Another path is chosen only when its step takes at most this fraction of the fp32 step.
@@ -87,6 +88,12 @@ def cpu_description() -> dict:
     >>> sorted(cpu_description())
     ['bf16_supported', 'instructions', 'model', 'threads', 'torch']
     """
+    return {**_machine(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+@functools.cache
+def _machine() -> dict:
+    """What does not change while the process runs: the CPU model, its instruction sets, bf16."""
     fields = {}
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -94,9 +101,7 @@ def cpu_description() -> dict:
             fields.setdefault(key.strip(), value.strip())
     model = fields.get("model name") or platform.processor() or platform.machine()
     flags = set(fields.get("flags", "").split())
-    return {"model": model, "instructions": [f for f in _ISA_FLAGS if f in flags],
-            "bf16_supported": bool(_bf16_native()), "torch": torch.__version__,
-            "threads": torch.get_num_threads()}
+    return {"model": model, "instructions": [f for f in _ISA_FLAGS if f in flags], "bf16_supported": _bf16_native()}
 
 
 def _bf16_native() -> bool:
@@ -106,6 +111,7 @@ def _bf16_native() -> bool:
         return False
 
 
+@functools.cache
 def onednn_available() -> bool:
     """Whether this torch build has oneDNN's fp32 linear kernel."""
     if not torch.backends.mkldnn.is_available():
@@ -118,13 +124,13 @@ def onednn_available() -> bool:
     return True
 
 
-def available_paths(measure_emulated: bool = False) -> tuple[str, ...]:
+def available_paths() -> tuple[str, ...]:
     """The paths worth measuring here: bf16 only where the CPU has bf16 instructions (it runs
     everywhere, emulated, but then it is several times slower than fp32)."""
     paths = ["fp32"]
     if onednn_available():
         paths.append("onednn")
-    if measure_emulated or _bf16_native():
+    if _machine()["bf16_supported"]:
         paths.append("bf16")
     return tuple(paths)
 
@@ -324,9 +330,9 @@ def probe(n_input: int, n_nodes: int, n_layers: int, *, use_cache: bool = True) 
     'a 2 x 16 network is too small for the kernel to matter'
 
     """
-    cpu = cpu_description()
     if network_macs(n_input, n_nodes, n_layers) < SMALL_NETWORK_MACS:
         return KernelChoice("fp32", f"a {n_layers} x {n_nodes} network is too small for the kernel to matter", {})
+    cpu = cpu_description()
     key = _cache_key(cpu, n_input, n_nodes, n_layers)
     if use_cache and key in _memo:
         return _memo[key]
