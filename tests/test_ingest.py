@@ -6,6 +6,7 @@ import errno
 import hashlib
 import os
 import signal
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -335,8 +336,8 @@ def test_damaged_data_block_erases_the_track_and_keeps_the_others(tmp_path, mani
     ("owner", "name", "nth"),
     # the sync scheduler writes the 3 chr1 chunks (then the chr1 record) of each of the 4 tracks,
     # then their 2 chr2 chunks (then the chr2 record) track by track: the 15th chunk write or the
-    # 6th record finds the disk full after one track has finished
-    [(ChunkFiles, "write", 15), (ingest_module.tempfile, "mkstemp", 6)],
+    # 6th record (its temporary file, tempfile.mkstemp) finds the disk full after one track has finished
+    [(ChunkFiles, "write", 15), (tempfile, "mkstemp", 6)],
     ids=["chunk", "record"],
 )
 def test_disk_full_erases_the_failed_track_and_a_rerun_finishes(tmp_path, manifest, monkeypatch, owner, name, nth):

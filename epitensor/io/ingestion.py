@@ -21,7 +21,6 @@ import json
 import numbers
 import os
 import sys
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ from ..exceptions import (
     GenomeError,
     LabelError,
     MissingFilesWarning,
+    ObjectStoreError,
     SchemaError,
     WriteError,
 )
@@ -512,15 +512,13 @@ def _prepare_progress(store, todo):
     if PROGRESS_GROUP not in root:
         root.create_group(PROGRESS_GROUP)
         sync_metadata(store)
-    if isinstance(store, StoreLocation):  # no temporary files on an object store: one PUT per record
-        for p in todo:
-            store.delete(f"{PROGRESS_GROUP}/{p.record_name}")
-        return
-    for leftover in _progress_dir(store).glob(".*.tmp"):  # from a run killed mid-write
-        leftover.unlink()
-    remove_interrupted_writes(store)
+    location = locate(store)
+    if location.is_local:  # an object store has no temporary files: one PUT per record
+        for leftover in _progress_dir(store).glob(".*.tmp"):  # from a run killed mid-write
+            leftover.unlink()
+        remove_interrupted_writes(store)
     for p in todo:  # a stale record must not survive a piece that is redone
-        (_progress_dir(store) / p.record_name).unlink(missing_ok=True)
+        location.delete(f"{PROGRESS_GROUP}/{p.record_name}")
 
 
 def completed_pieces(store) -> dict[str, dict]:
@@ -583,25 +581,17 @@ def _erase_incomplete(store, todo, genome):
     arr = zarr.open_array(_zarr(store), path="signal", mode="r+")
     for p in todo:
         if (p.b, p.a) in incomplete:
-            if isinstance(store, StoreLocation):
-                store.delete(f"{PROGRESS_GROUP}/{p.record_name}")
-            else:
-                (_progress_dir(store) / p.record_name).unlink(missing_ok=True)
+            locate(store).delete(f"{PROGRESS_GROUP}/{p.record_name}")
             for lo, _, first, end in _chunks_of(p, genome):
                 arr[p.b, p.a, first + lo : end] = np.nan  # all-NaN chunks are deleted by zarr
 
 
 def _write_record(store, piece: dict, *chunks_done) -> str:
     p = Piece(**piece)
-    if isinstance(store, StoreLocation):  # one PUT, after every chunk of the piece is stored
-        store.write_bytes(f"{PROGRESS_GROUP}/{p.record_name}", json.dumps(p.record(), sort_keys=True).encode())
-        return p.record_name
-    folder = _progress_dir(store)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(p.record(), fh, sort_keys=True)
-        os.replace(tmp, folder / p.record_name)
+    try:  # whole or not at all, after every chunk of the piece is stored (a rename; on an object store one PUT)
+        locate(store).write_bytes(f"{PROGRESS_GROUP}/{p.record_name}", json.dumps(p.record(), sort_keys=True).encode())
+    except ObjectStoreError:  # already names the store and the fix
+        raise
     except OSError as err:
         raise _write_error(store, err, f" ({_track(p)}, {p.contig})") from err
     return p.record_name
