@@ -3,7 +3,7 @@
 Builds the demo store (the 25 Roadmap pilot tracks, the five Latin-square tracks hidden), trains a
 small Avocado for a minute or two, imputes all 25 tracks (the completed 5 x 5 tensor) as float32,
 then writes those imputations into a fresh ``imputed`` at each precision with the direct chunk
-writer that genome-scale imputation uses (:class:`epitensor.chunks.ChunkFiles`, which rounds to
+writer that genome-scale imputation uses (:class:`epitensor.store.chunk_files.ChunkFiles`, which rounds to
 the variable's precision) and reads them back. Per precision:
 
 - bytes per track: the chunk files on disk (Blosc + CRC-32C included), and the ratio to float32;
@@ -36,10 +36,9 @@ import zarr
 from zarr.codecs import BloscCodec
 
 import epitensor as et
-from epitensor.chunks import ChunkFiles
 from epitensor.demo import build_sample_store
-from epitensor.precision import DEFAULT_IMPUTED_PRECISION
-from epitensor.store import add_track_variable
+from epitensor.store import ChunkFiles, add_track_variable
+from epitensor.store.precision import DEFAULT_IMPUTED_PRECISION
 
 PRECISIONS = ["float32", "bitround-12", "bitround-9", "bitround-7", "quantize-3", "quantize-2", "quantize-1"]
 ENCODE_TRACKS = 400 * 84

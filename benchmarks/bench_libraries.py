@@ -11,7 +11,7 @@ Four components, each timed against the well-kept libraries in the same process 
    The end-to-end ingest goal (``bench_ingest.py``'s reference vs ``et.ingest`` with 1 worker)
    is measured too, in fresh processes.
 2. **1 Mb region read latency** from the store of ``bench_region.py`` (hg38 genome-wide, one
-   observed track): epitensor's ``.epi.read`` and its chunk files (``epitensor.chunks``) vs
+   observed track): epitensor's ``.epi.read`` and its chunk files (``epitensor.store.chunk_files``) vs
    plain zarr-python, zarr-python with the zarrs codec pipeline, tensorstore, and pyBigWig /
    pybigtools reading the same region from the same values written as a bigWig.
 3. **Chunk write throughput**: every 1 Mb chunk of 6 tracks of the synthetic genome written
@@ -51,8 +51,8 @@ import bench_ingest  # noqa: E402  (the synthetic 24 Mb bigWig set and the end-t
 import bench_region  # noqa: E402  (the hg38 store with one observed track, and its bigWig)
 
 import epitensor as et  # noqa: E402
-from epitensor.chunks import ChunkFiles  # noqa: E402
 from epitensor.io.bigwig import apply_transform, bin_means, read_bins  # noqa: E402
+from epitensor.store import ChunkFiles  # noqa: E402
 
 REAL = HERE.parent.parent / "shared" / "data" / "bigwig"
 if not REAL.is_dir():

@@ -12,7 +12,7 @@ Examples
 """
 
 from . import accessor as _accessor  # noqa: F401  (registers the .epi accessor)
-from . import datasets, evaluation, io, latent, precision
+from . import datasets, evaluation, io, latent
 from .evaluation import Annotations, baselines, cross_validate, cv_folds, evaluate, plot
 from .exceptions import (
     ArgumentError,
@@ -35,10 +35,18 @@ from .exceptions import (
     WriteError,
 )
 from .genome import Genome
-from .integrity import check_store
 from .io import ingest, read_manifest, to_bigwig
 from .regions import Region, parse_region
-from .store import TrackWriter, add_labels, create_store, open_dataset, validate, write_track
+from .store import (
+    TrackWriter,
+    add_labels,
+    check_store,
+    create_store,
+    open_dataset,
+    precision,
+    validate,
+    write_track,
+)
 
 __version__ = "0.1.0"
 

@@ -74,7 +74,7 @@ class _EpiBase:
 
         When this object is a store variable that has only been indexed since
         :func:`epitensor.open_dataset` (``ds.signal.sel(biosample=..., assay=...)``), the bins are
-        read from the store's chunk files in this thread (:mod:`epitensor.direct`), skipping dask's
+        read from the store's chunk files in this thread (:mod:`epitensor.store.direct`), skipping dask's
         graph and scheduler, which cost more than the read itself for a region of a few tracks.
         Anything else is loaded through dask. Use :meth:`region` to stay lazy (large selections, many tracks, Dask clusters).
 
@@ -103,7 +103,7 @@ class _EpiBase:
         >>> values.identical(track.epi.region("synthetic:1kb-2kb").load())
         True
         """
-        from .direct import read_selection, store_source
+        from .store import read_selection, store_source
 
         obj = attach(self._obj)
         source = store_source(obj) if isinstance(obj, xr.DataArray) else None

@@ -484,7 +484,7 @@ def check_command(store, progress):
     Example:
       epitensor check compendium.zarr
     """
-    from .integrity import check_store
+    from .store import check_store
 
     report = check_store(store, progress=progress)
     if report.empty:

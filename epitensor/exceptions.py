@@ -80,7 +80,7 @@ class ArgumentError(EpitensorError, ValueError):
 
 class PrecisionError(SchemaError):
     """Values written into a track variable at another storage precision than the one it was
-    created with (see :mod:`epitensor.precision`)."""
+    created with (see :mod:`epitensor.store.precision`)."""
 
 
 class CorruptChunkError(DataError):

@@ -10,8 +10,8 @@ import pytest
 import zarr
 
 import epitensor as et
-from epitensor.chunks import ChunkFiles
 from epitensor.io import read_bins
+from epitensor.store import ChunkFiles
 
 GENOME = et.Genome("test", ["chr1", "chr2"], [250_013, 90_000], chunk_bins=1_000)  # 14,600 positions: an edge chunk of 600
 

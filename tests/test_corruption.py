@@ -15,7 +15,7 @@ import zarr
 
 import epitensor as et
 from epitensor.model.positions import GenomeRows
-from epitensor.model.storage import write_genome_factors
+from epitensor.store import write_genome_factors
 
 GENOME = et.Genome("t", ["c1", "c2"], [350 * 25, 250 * 25], chunk_bins=100)  # padding after c1, several chunks per contig
 KINDS = ("truncate", "flip", "empty", "delete")

@@ -140,7 +140,7 @@ def test_labels_are_appended_and_existing_labels_rejected(model, ds):
 def test_add_labels_grows_every_variable_and_keeps_values(tmp_path):
     ds = et.datasets.synthetic(tmp_path / "s.zarr", n_biosamples=3, n_assays=2, n_positions=1_000, missing=0.3, seed=0)
     path = ds.attrs["source"]
-    from epitensor.model.storage import write_embedding
+    from epitensor.store import write_embedding
 
     write_embedding(path, "biosample", __import__("pandas").DataFrame(np.ones((3, 4)), index=["B00", "B01", "B02"]))
     before = ds.load()

@@ -17,10 +17,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import epitensor as et
-from epitensor.chunks import ChunkFiles
 from epitensor.cli import main
-from epitensor.precision import DEFAULT_IMPUTED_PRECISION, parse_precision
-from epitensor.store import add_track_variable
+from epitensor.store import ChunkFiles, add_track_variable
+from epitensor.store.precision import DEFAULT_IMPUTED_PRECISION, parse_precision
 
 ts = pytest.importorskip("tensorstore")
 
@@ -30,7 +29,7 @@ PAIRS = [("B1", "A1"), ("B2", "A3"), ("B2", "A2")]
 
 
 def bound(precision: str, x: np.ndarray) -> np.ndarray:
-    """The documented bound on |stored - x| (module docstring of epitensor.precision), in float64."""
+    """The documented bound on |stored - x| (module docstring of epitensor.store.precision), in float64."""
     p = parse_precision(precision)
     if p.kind == "bitround":
         return 2.0 ** -(p.n + 1) * np.maximum(np.abs(x.astype(np.float64)), 2.0**-126)

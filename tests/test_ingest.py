@@ -15,12 +15,11 @@ import pyBigWig
 import pytest
 
 import epitensor as et
-from epitensor.chunks import ChunkFiles
 from epitensor.datasets import synthetic_bigwigs, write_bigwig
-from epitensor.io import completed_pieces, read_bins
-from epitensor.io import ingestion as ingest_module
+from epitensor.io import completed_pieces, ingest_run, pieces, read_bins
 from epitensor.io.bigwig import bin_means, inspect_bigwig, interval_bin_means
 from epitensor.io.bigwig_blocks import BigWigBlocks
+from epitensor.store import ChunkFiles
 
 CHROMS = {"chr1": 60_013, "chr2": 30_007}  # partial last bins; 3 + 2 chunks of 1,000 bins
 GENOME = et.Genome("test", list(CHROMS), list(CHROMS.values()), chunk_bins=1_000)
@@ -58,7 +57,7 @@ def corrupt_data_block(src, dst, contig: str) -> Path:
     (the header, index and total summary stay intact, so the damage shows only when it is read)."""
     with BigWigBlocks(src) as blocks:
         chrom_id, length = blocks.chroms[contig]
-        offset, size = (int(x) for x in blocks._blocks(chrom_id, 0, length)[-1])
+        offset, size = (int(x) for x in blocks.data_blocks(chrom_id, 0, length)[-1])
     data = bytearray(Path(src).read_bytes())
     data[offset + size // 4 : offset + 3 * size // 4] = bytes(3 * size // 4 - size // 4)
     Path(dst).write_bytes(bytes(data))
@@ -243,8 +242,8 @@ def test_nan_found_mid_run_names_file_and_contig(tmp_path, manifest, monkeypatch
     with pytest.raises(et.DataError, match=r"nan.bw: NaN values in chr2:0-25,000"):
         read_bins(nan_bw, "chr2", CHROMS["chr2"], 0, 1000, check=True)
 
-    real = ingest_module.inspect_bigwig
-    monkeypatch.setattr(ingest_module, "inspect_bigwig", lambda p: real(p).__class__(str(p), real(p).chroms, None))
+    real = pieces.inspect_bigwig
+    monkeypatch.setattr(pieces, "inspect_bigwig", lambda p: real(p).__class__(str(p), real(p).chroms, None))
     table = pd.concat([manifest.iloc[:1], manifest.iloc[[1]].assign(path=[str(nan_bw)])])
     with pytest.raises(et.DataError, match="chr2"):
         et.ingest(table, tmp_path / "s.zarr", assembly=GENOME, scheduler="threads", workers=2, progress=False)
@@ -277,7 +276,7 @@ def damaged_headers(src, folder) -> dict[str, Path]:
     """Copies of bigWig ``src`` with one part of the header's layout broken each."""
     data = Path(src).read_bytes()
     with BigWigBlocks(src) as blocks:
-        tree, key_size = blocks._chrom_tree, int(np.frombuffer(data[blocks._chrom_tree + 8 : blocks._chrom_tree + 12], "<u4")[0])
+        tree, key_size = blocks.chrom_tree, int(np.frombuffer(data[blocks.chrom_tree + 8 : blocks.chrom_tree + 12], "<u4")[0])
     cases = {
         "contig id": (tree + 32 + 4 + key_size + 3, 0x85),  # chr1's id -> 2,231,369,728 (a crash before)
         "index offset": (24 + 7, 0x7F),  # the data index (u8 at byte 24) far past the end of the file
@@ -451,13 +450,11 @@ def test_resume_after_kill_9_gives_identical_store(tmp_path, manifest, run_scrip
 
 # ---------------------------------------------------------------------- schedulers
 def test_large_ingests_run_as_several_graphs(tmp_path, manifest, monkeypatch):
-    from epitensor.io import ingestion
-
     reference = store_digest(et.ingest(manifest, tmp_path / "one.zarr", assembly=GENOME, progress=False))
     graphs = []
-    real_graph = ingestion._graph
-    monkeypatch.setattr(ingestion, "BATCH_CHUNKS", 4)
-    monkeypatch.setattr(ingestion, "_graph", lambda store, batch, genome: graphs.append(len(batch)) or real_graph(store, batch, genome))
+    real_graph = ingest_run.graph
+    monkeypatch.setattr(ingest_run, "BATCH_CHUNKS", 4)
+    monkeypatch.setattr(ingest_run, "graph", lambda store, batch, genome: graphs.append(len(batch)) or real_graph(store, batch, genome))
     assert store_digest(et.ingest(manifest, tmp_path / "many.zarr", assembly=GENOME, progress=False)) == reference
     assert graphs == [1] * 8  # pieces of 3 and 2 chunks never fit two in a graph of at most 4 chunks
 

@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 
 import epitensor as et
-from epitensor.direct import read_tracks, store_source
 from epitensor.genome_index import GenomeIndex
+from epitensor.store import read_tracks, store_source
 
 
 @pytest.fixture

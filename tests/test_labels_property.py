@@ -2,7 +2,7 @@
 
 A chain of ordinary operations (label selections, reorderings, position slices, ``where``,
 arithmetic, relabelling, concatenation, ``load``) is applied to a store-backed dataset. Whatever the
-chain, ``.epi.read`` and :func:`epitensor.direct.read_tracks` (which read the store's chunk files
+chain, ``.epi.read`` and :func:`epitensor.store.direct.read_tracks` (which read the store's chunk files
 when they can prove the object is an unmodified store selection) must give exactly what xarray
 gives for the same labels, or raise a project error.
 """
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import epitensor as et
-from epitensor.direct import read_tracks
+from epitensor.store import read_tracks
 
 REGION = "synthetic:1,000,000-1,002,500"  # bins 40,000-40,099: every position slice below keeps them
 BINS = np.arange(40_000, 40_100)

@@ -31,7 +31,7 @@ from epitensor.datasets import synthetic_bigwigs  # noqa: E402
 from epitensor.exceptions import ObjectStoreError, StoreNotFoundError  # noqa: E402
 from epitensor.io import completed_pieces  # noqa: E402
 from epitensor.scale.markers import read_markers  # noqa: E402
-from epitensor.storage_location import locate  # noqa: E402
+from epitensor.store import locate  # noqa: E402
 
 torch.set_num_threads(1)
 BUCKET = "epitensor-test"

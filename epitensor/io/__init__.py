@@ -2,9 +2,10 @@
 
 from .bigwig import bin_means, inspect_bigwig, read_bins
 from .export import to_bigwig
-from .ingestion import completed_pieces, ingest
+from .ingestion import ingest
 from .manifest import fetch, read_manifest
 from .peaks import PEAK_VALUES, is_peak_file, peak_bins, read_peaks
+from .progress import completed_pieces
 
 __all__ = [
     "PEAK_VALUES",

@@ -81,20 +81,20 @@ class BigWigBlocks:
             ("data", f"{e}u8"), ("index", f"{e}u8"), ("field_count", f"{e}u2"), ("defined_fields", f"{e}u2"),
             ("auto_sql", f"{e}u8"), ("total_summary", f"{e}u8"), ("uncompress_buf", f"{e}u4"), ("extension", f"{e}u8"),
         ]), count=1)[0]
-        self._chrom_tree, self._index = int(header["chrom_tree"]), int(header["index"])
+        self.chrom_tree, self._index = int(header["chrom_tree"]), int(header["index"])
         self._zoom_levels, self._data = int(header["zoom_levels"]), int(header["data"])
         self._total_summary = int(header["total_summary"])
 
     def _read_chrom_tree(self) -> dict[str, tuple[int, int]]:
         """Contig name -> (id, length), from the chromosome B+ tree."""
         e = self._e
-        magic, block_size, key_size, val_size = np.frombuffer(self._read(self._chrom_tree, 16), dtype=f"{e}u4")
+        magic, block_size, key_size, val_size = np.frombuffer(self._read(self.chrom_tree, 16), dtype=f"{e}u4")
         if magic != CHROM_TREE_MAGIC or val_size != 8:
             raise ValueError(f"{self.path}: unreadable chromosome tree")
         leaf = np.dtype([("key", f"S{key_size}"), ("id", f"{e}u4"), ("size", f"{e}u4")])
         inner = np.dtype([("key", f"S{key_size}"), ("child", f"{e}u8")])
         out: dict[str, tuple[int, int]] = {}
-        pending = [self._chrom_tree + 32]
+        pending = [self.chrom_tree + 32]
         while pending:
             node = pending.pop()
             is_leaf, count = self._read(node, 4)[0], int(np.frombuffer(self._read(node + 2, 2), dtype=f"{e}u2")[0])
@@ -121,14 +121,14 @@ class BigWigBlocks:
         """
         size = os.fstat(self._fd).st_size
         zooms = self._zooms()
-        offsets = [self._chrom_tree, self._data, self._index, *zooms["data"].tolist(), *zooms["index"].tolist()]
+        offsets = [self.chrom_tree, self._data, self._index, *zooms["data"].tolist(), *zooms["index"].tolist()]
         if self._total_summary:
             offsets.append(self._total_summary)
         if self._zoom_levels > 10 or any(not 64 <= int(o) < size for o in offsets):
             raise ValueError(f"{self.path}: damaged header (an offset outside the file's {size:,} bytes)")
         if np.frombuffer(self._read(self._index, 4), dtype=f"{self._e}u4")[0] != INDEX_MAGIC:
             raise ValueError(f"{self.path}: unreadable data index")
-        count = int(np.frombuffer(self._read(self._chrom_tree + 16, 8), dtype=f"{self._e}u8")[0])
+        count = int(np.frombuffer(self._read(self.chrom_tree + 16, 8), dtype=f"{self._e}u8")[0])
         ids = sorted(i for i, _ in self.chroms.values())
         if ids != list(range(count)):  # pyBigWig indexes its arrays with these ids
             raise ValueError(f"{self.path}: damaged chromosome tree (contig ids {ids[:5]} for {count} contigs)")
@@ -148,14 +148,14 @@ class BigWigBlocks:
         try:
             for index in [self._index, *(int(i) for i in self._zooms()["index"])]:
                 for chrom_id, length in self.chroms.values():
-                    blocks = self._blocks(chrom_id, 0, length, index=index)
+                    blocks = self.data_blocks(chrom_id, 0, length, index=index)
                     if len(blocks) and int((blocks[:, 0] + blocks[:, 1]).max()) > size:
                         return False
         except ValueError:  # an index node beyond the end of the file
             return False
         return True
 
-    def _blocks(self, chrom_id: int, start: int, end: int, index: int | None = None) -> np.ndarray:
+    def data_blocks(self, chrom_id: int, start: int, end: int, index: int | None = None) -> np.ndarray:
         """(offset, size) of the data blocks overlapping ``[start, end)`` of contig ``chrom_id``
         (in the R-tree index at offset ``index``; default the full-resolution data's)."""
         e = self._e

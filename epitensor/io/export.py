@@ -60,7 +60,7 @@ def to_bigwig(da: xr.DataArray, path, *, inverse_transform: bool = False) -> Pat
     >>> track = ds.signal.epi.region("chr21:10M-11M").sel(biosample="HepG2", assay="H3K27ac")  # doctest: +SKIP
     >>> to_bigwig(track, "HepG2_H3K27ac.bw", inverse_transform=True)                  # doctest: +SKIP
     """
-    from ..direct import read_selection, store_source
+    from ..store import read_selection, store_source
 
     da = _one_track(da)
     genome = Genome.from_attrs(da.attrs)

@@ -33,10 +33,17 @@ import xarray as xr
 from torch import nn
 from torch.nn import functional as F
 
-from ..direct import read_tracks
 from ..exceptions import LabelError, ModelError, StoreNotFoundError
 from ..genome import Genome
-from ..store import _open_group, add_labels, label_index, open_dataset, store_path, write_track
+from ..store import (
+    add_labels,
+    label_index,
+    open_dataset,
+    open_group,
+    read_tracks,
+    store_path,
+    write_track,
+)
 from .offsets import leave_one_out_mean
 from .training import build_training_data, train
 
@@ -272,7 +279,7 @@ def _bring_into_model_store(model, source: xr.Dataset, new_b, new_a, pairs) -> x
     except StoreNotFoundError:
         raise ModelError("the model's dataset is not a store on disk, so the new labels cannot be added to it; build "
                          "the model on a store (epitensor.open_dataset(path))") from None
-    root = _open_group(path, mode="r+")
+    root = open_group(path, mode="r+")
     have_b, have_a = set(root["biosample"][:].tolist()), set(root["assay"][:].tolist())
     observed = model._ds["observed"]
     clash = [p for p in pairs if p[0] in have_b and p[1] in have_a

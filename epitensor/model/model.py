@@ -26,18 +26,18 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from ..direct import read_tracks
 from ..exceptions import DataError, ModelError
 from ..genome import Genome
 from ..genome_index import genome_index
-from ..precision import precision_of
 from ..regions import as_regions, region_bins
 from ..store import (
-    _genome_attrs,
-    _open_group,
     add_track_variable,
+    genome_attrs,
     label_index,
     open_dataset,
+    open_group,
+    precision_of,
+    read_tracks,
     remove_interrupted_writes,
     store_path,
     sync_metadata,
@@ -216,7 +216,7 @@ class Avocado:
     def read_tracks(self, pairs, positions, variable: str = "signal") -> np.ndarray:
         """Values of ``variable`` for (biosample, assay) ``pairs`` at genome-wide ``positions``.
 
-        Read by label from the dataset the model was given (see :func:`epitensor.direct.read_tracks`):
+        Read by label from the dataset the model was given (see :func:`epitensor.store.direct.read_tracks`):
         straight from the store's chunks when it is an unmodified selection of a store, through
         xarray otherwise. Returns float32, shape (len(pairs), len(positions)).
         """
@@ -517,7 +517,7 @@ class Avocado:
         pred = self.predict(bb.ravel(), aa.ravel(), positions, batch_size).reshape(len(bs), len(as_), len(positions))
         coords = {k: v for k, v in template.coords.items() if "position" in v.dims}
         coords.update(biosample=np.array(bs, dtype=object), assay=np.array(as_, dtype=object))
-        attrs = {**_genome_attrs(self._ds.attrs), "long_name": "imputed signal"}
+        attrs = {**genome_attrs(self._ds.attrs), "long_name": "imputed signal"}
         return xr.DataArray(pred, dims=("biosample", "assay", "position"), coords=coords, name="imputed", attrs=attrs)
 
     def _region_or_default(self, region):
@@ -553,7 +553,7 @@ class Avocado:
             also chosen when a distributed Client is active, or when the region has stage-2 genome
             factors (:meth:`fit_genome`). Returns that run's per-block report.
         precision : str, optional
-            Storage precision of ``imputed`` (:mod:`epitensor.precision`), chosen when the
+            Storage precision of ``imputed`` (:mod:`epitensor.store.precision`), chosen when the
             variable is created: ``"float32"``, ``"bitround-N"`` or ``"quantize-N"``. Default: the
             variable's own, or for a new one ``"quantize-2"`` (``|stored - x| <= 2**-8`` on the
             store's scale, far below the model's own error on that scale).
@@ -581,7 +581,7 @@ class Avocado:
                                       workers=workers, progress=progress, precision=precision)
         # every check before the first write: labels, genome, region coverage, the tracks read
         path = store_path(self._ds) if path is None else path
-        root = _open_group(path, mode="r+")
+        root = open_group(path, mode="r+")
         Genome.from_attrs(root.attrs).check_same(self.genome, "the store's and the model's genomes")
         sb = label_index(root["biosample"][:], bs, "biosample")
         sa = label_index(root["assay"][:], as_, "assay")
@@ -797,7 +797,7 @@ class Avocado:
         coords = {k: v for k, v in template.coords.items() if "position" in v.dims}
         coords.update(factor=np.arange(values.shape[1]), resolution=("factor", res.astype(object)))
         return xr.DataArray(values, dims=("position", "factor"), coords=coords, name="genome_factors",
-                            attrs=_genome_attrs(self._ds.attrs))
+                            attrs=genome_attrs(self._ds.attrs))
 
     @torch.inference_mode()
     def genome_factors_at(self, positions) -> np.ndarray:
@@ -824,7 +824,7 @@ class Avocado:
         ``position // 200``; NaN where nothing was fitted); only the fitted rows are written, so
         factors of other blocks already in the store stay.
         """
-        from .storage import write_embedding, write_genome_factors
+        from ..store import write_embedding, write_genome_factors
 
         self._check_fitted()
         path = store_path(self._ds) if path is None else path

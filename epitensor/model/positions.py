@@ -14,10 +14,10 @@ import numpy as np
 from ..exceptions import RegionError
 from ..genome import Genome
 from ..regions import as_regions, region_bins
-from ..store import genome_mask
+from ..store import FACTOR_RESOLUTIONS, genome_mask
 
-#: Bins per row of the 250 bp and 5 kbp genome tables.
-RESOLUTIONS = {"25bp": 1, "250bp": 10, "5kbp": 200}
+#: Bins per row of the 250 bp and 5 kbp genome tables (the store's layout of genome factors).
+RESOLUTIONS = FACTOR_RESOLUTIONS
 
 
 class GenomeRows:

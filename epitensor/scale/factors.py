@@ -12,31 +12,21 @@ import copy
 
 import numpy as np
 import torch
-import zarr
 from torch import nn
 
 from ..exceptions import DataError
 from ..model.module import GENOME_TABLES, AvocadoModule
 from ..model.positions import RESOLUTIONS, GenomeRows
-from ..model.storage import _runs
+from ..store import read_store_rows
 
 
-def read_store_rows(root: zarr.Group, res: str, index: np.ndarray) -> np.ndarray:
-    """Rows ``index`` (sorted, unique) of the store's ``genome_factors_{res}``, read run by run."""
-    arr = root[f"genome_factors_{res}"]
-    out = np.empty((len(index), arr.shape[1]), dtype=np.float32)
-    for lo, hi in _runs(index):
-        out[lo:hi] = arr[int(index[lo]) : int(index[hi - 1]) + 1]
-    return out
-
-
-def assemble_tables(root: zarr.Group | None, positions, in_store, source=None, what: str = "these positions"):
+def assemble_tables(root, positions, in_store, source=None, what: str = "these positions"):
     """Genome tables for ``positions``: rows of the store where ``in_store``, else from ``source``.
 
     Parameters
     ----------
     root : zarr.Group or None
-        The opened store (None when nothing comes from it).
+        The opened store (:func:`epitensor.store.open_zarr_group`; None when nothing comes from it).
     positions : array of int
         Sorted, unique genome-wide positions.
     in_store : array of bool

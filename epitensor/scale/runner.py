@@ -22,7 +22,7 @@ import uuid
 
 import torch
 
-from ..storage_location import StoreLocation
+from ..store import StoreLocation
 
 LOCAL_SCHEDULERS = ("threads", "synchronous", "sync", "single-threaded")
 

@@ -18,21 +18,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..direct import store_source
 from ..exceptions import BlockError, ModelError, RegionError, StoreNotFoundError
 from ..model.model import check_integer, check_seed
 from ..model.positions import GenomeRows
-from ..model.storage import write_genome_factors
-from ..precision import check_precision, parse_precision
-from ..storage_location import StoreLocation
 from ..store import (
-    _open_group,
+    StoreLocation,
     add_track_variable,
+    check_precision,
     check_track_chunks,
     label_index,
     open_dataset,
+    open_group,
+    parse_precision,
     store_path,
+    store_source,
     sync_metadata,
+    write_genome_factors,
 )
 from .blocks import Block, describe_blocks, group_blocks, plan_blocks
 from .factors import assemble_tables, model_source, with_genome_tables
@@ -67,7 +68,7 @@ def _open_store(model, store):
             "unmodified selection of one (arithmetic, new labels or in-memory values); write it to a store "
             "(ds.to_zarr(path), then epitensor.open_dataset(path)) or pass store=path to use that store's tracks")
     path = store_path(model._ds) if store is None else store_path(store)
-    check_track_chunks(_open_group(path), path)
+    check_track_chunks(open_group(path), path)
     ds = open_dataset(path)
     check_compatible({"biosample": model.biosamples, "assay": model.assays}, model.genome.to_attrs(), ds)
     return path, ds
@@ -292,7 +293,7 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
 
 def check_imputed_precision(path, precision) -> None:
     """PrecisionError before any work when the store's ``imputed`` exists at another precision."""
-    root = _open_group(path, mode="r")
+    root = open_group(path, mode="r")
     if precision is not None and "imputed" in root:
         check_precision(path, "imputed", root["imputed"].attrs, precision)
     elif precision is not None:
@@ -378,7 +379,7 @@ def check_covered(model, positions, what: str) -> None:
 
 
 def _open_open(path):
-    return _open_group(path, mode="r")
+    return open_group(path, mode="r")
 
 
 def use_blocks(model, region, client, scheduler, workers, block_size) -> bool:

@@ -17,19 +17,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import zarr
 
-from ..chunks import ChunkFiles
 from ..exceptions import ModelError
 from ..model.config import AvocadoConfig
 from ..model.model import resolve_device
 from ..model.module import GENOME_TABLES, AvocadoModule
 from ..model.offsets import combine_with_average, leave_one_out_mean, offset_applies
 from ..model.positions import GenomeRows
-from ..model.storage import write_genome_factors
 from ..model.training import build_training_data, predict_pairs, resolve_options, train
-from ..precision import precision_of
-from ..store import _zarr
+from ..store import TrackArray, open_zarr_group, write_genome_factors
 from .blocks import Block
 from .factors import assemble_tables, with_genome_tables
 from .markers import write_marker
@@ -118,39 +114,6 @@ def _worker_device(device):
     return resolve_device("auto" if device in (None, "auto") else device)
 
 
-def _read(root: zarr.Group, path, variable: str, pairs: np.ndarray, block: Block) -> np.ndarray:
-    files = ChunkFiles.open(path, variable)  # chunk files read in this thread; zarr otherwise
-    arr = root[variable]
-    out = np.empty((len(pairs), block.n_positions), dtype=np.float32)
-    for i, (b, a) in enumerate(pairs):
-        if files is not None:
-            out[i] = files.read(int(b), int(a), block.first, block.end)
-        else:
-            out[i] = arr[int(b), int(a), block.first : block.end]
-    return out
-
-
-class _TrackOutput:
-    """Writes one block of tracks of a variable: whole chunks as chunk files, anything else through zarr."""
-
-    def __init__(self, root: zarr.Group, path, variable: str, block: Block):
-        self.arr, self.block = root[variable], block
-        self.precision = precision_of(self.arr.attrs)
-        files = ChunkFiles.open(path, variable)
-        whole = files is not None and block.first % files.chunk == 0 and (block.end % files.chunk == 0 or block.end == files.length)
-        self.files = files if whole else None
-
-    def write(self, b: int, a: int, values: np.ndarray) -> None:
-        first, end = self.block.first, self.block.end
-        if self.files is None:  # ChunkFiles.write rounds the same way
-            self.arr[b, a, first:end] = self.precision.round(values)
-            return
-        size = self.files.chunk
-        for k in range(first // size, -(-end // size)):
-            lo, hi = k * size, min((k + 1) * size, end)
-            self.files.write(b, a, k, values[lo - first : hi - first])
-
-
 def _average_activity(values: np.ndarray, track_assay: np.ndarray, assays: np.ndarray, config) -> np.ndarray:
     """Mean of the training tracks of each of ``assays`` (model rows): (len(assays), n)."""
     out = np.zeros((len(assays), values.shape[1]), dtype=np.float32)
@@ -171,8 +134,8 @@ def fit_block(frozen: FrozenModel, path, block: Block, settings: dict) -> dict:
     config = frozen.avocado_config
     device = _worker_device(settings.get("device"))
     seed = block.seed(settings["seed"])
-    root = zarr.open_group(_zarr(path), mode="r+", use_consolidated=False)
-    raw = _read(root, path, "signal", frozen.training_store, block)
+    root = open_zarr_group(path)
+    raw = TrackArray(root, path, "signal").read_pairs(frozen.training_store, block.first, block.end)
     track_b, track_a = frozen.training_model[:, 0], frozen.training_model[:, 1]
     values = raw - leave_one_out_mean(raw, track_a, frozen.n_assays) if config.residual and np.isfinite(raw).all() else raw
     positions = block.positions()
@@ -207,7 +170,7 @@ def impute_block(frozen: FrozenModel, path, block: Block, settings: dict, *, mod
     start = time.perf_counter()
     config = frozen.avocado_config
     device = _worker_device(settings.get("device"))
-    root = root if root is not None else zarr.open_group(_zarr(path), mode="r+", use_consolidated=False)
+    root = root if root is not None else open_zarr_group(path)
     positions = block.positions()
     if module is None:
         in_store = np.ones(len(positions), dtype=bool) if shipped is None else ~np.isin(positions, shipped[0].positions)
@@ -219,10 +182,10 @@ def impute_block(frozen: FrozenModel, path, block: Block, settings: dict, *, mod
     r = [torch.as_tensor(x, device=device) for x in rows.rows(positions)]
     w = config.baseline_weight
     if config.residual or w > 0:
-        raw = raw if raw is not None else _read(root, path, "signal", frozen.training_store, block)
+        raw = raw if raw is not None else TrackArray(root, path, "signal").read_pairs(frozen.training_store, block.first, block.end)
         uniq, inv = np.unique(model_pairs[:, 1], return_inverse=True)
         average = _average_activity(raw, frozen.training_model[:, 1], uniq, config)
-    output = _TrackOutput(root, path, "imputed", block)
+    output = TrackArray(root, path, "imputed")
     step = max(1, PIECE_VALUES // max(block.n_positions, 1))
     for s in range(0, len(model_pairs), step):
         bi = torch.as_tensor(model_pairs[s : s + step, 0], device=device)
@@ -231,7 +194,7 @@ def impute_block(frozen: FrozenModel, path, block: Block, settings: dict, *, mod
         if config.residual or w > 0:  # as Avocado.predict: shrink toward / add the average activity
             pred = combine_with_average(pred, average[inv[s : s + step]], config)
         for (b, a), values in zip(store_pairs[s : s + step], pred):
-            output.write(int(b), int(a), values)
+            output.write(int(b), int(a), block.first, values)
     seconds = time.perf_counter() - start
     n = len(model_pairs) * block.n_positions
     key = settings["impute_key"]

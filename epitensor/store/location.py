@@ -7,7 +7,7 @@ local, gives zarr the store object to open (the path itself for a local folder, 
 objects the project keeps beside the arrays (stage-2 block markers, ingestion records).
 
 Local folders keep their direct paths (chunk files written in the calling thread,
-:mod:`epitensor.chunks`); object stores go through zarr. On an object store a small object is
+:mod:`epitensor.store.chunk_files`); object stores go through zarr. On an object store a small object is
 written with one PUT, which is atomic: a reader sees the whole object or none, so a record written
 after its data (every chunk PUT has returned) proves the data are durable.
 
@@ -31,7 +31,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .exceptions import ObjectStoreError
+from ..exceptions import ObjectStoreError
 
 #: storage_options given for each URL in this process (see :func:`locate`).
 _OPTIONS: dict[str, dict] = {}
@@ -170,7 +170,7 @@ class StoreLocation:
         try:
             if self.is_local:
                 return (self.path / name).read_bytes()
-            return self._call("read", name, lambda: self.fs.cat_file(self._remote(name)))
+            return self.call("read", name, lambda: self.fs.cat_file(self._remote(name)))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
@@ -192,7 +192,7 @@ class StoreLocation:
                 fh.write(data)
             os.replace(tmp, target)
             return
-        self._call("write", name, lambda: self.fs.pipe_file(self._remote(name), data))
+        self.call("write", name, lambda: self.fs.pipe_file(self._remote(name), data))
 
     def list(self, prefix: str) -> list[str]:
         """Names of every object under ``prefix`` (a folder of the store), relative to it, sorted.
@@ -207,7 +207,7 @@ class StoreLocation:
         base = self._remote(prefix)
         self.fs.invalidate_cache(base)
         try:
-            found = self._call("list", prefix, lambda: self.fs.find(base))
+            found = self.call("list", prefix, lambda: self.fs.find(base))
         except FileNotFoundError:
             return []
         return sorted(f[len(base) + 1 :] for f in found if f.startswith(base + "/"))
@@ -216,7 +216,7 @@ class StoreLocation:
         """Bytes of each of ``names`` that exists (fetched concurrently from an object store)."""
         if self.is_local or not names:
             return {n: b for n in names if (b := self.read_bytes(n)) is not None}
-        got = self._call("read", names[0], lambda: self.fs.cat([self._remote(n) for n in names], on_error="omit"))
+        got = self.call("read", names[0], lambda: self.fs.cat([self._remote(n) for n in names], on_error="omit"))
         base = len(self.root) + 1
         return {k[base:]: v for k, v in got.items() if isinstance(v, bytes)}
 
@@ -232,11 +232,11 @@ class StoreLocation:
                 target.unlink(missing_ok=True)
             return
         try:
-            self._call("delete", name, lambda: self.fs.rm(self._remote(name), recursive=recursive))
+            self.call("delete", name, lambda: self.fs.rm(self._remote(name), recursive=recursive))
         except FileNotFoundError:
             pass
 
-    def _call(self, what: str, name: str, fn):
+    def call(self, what: str, name: str, fn):
         """Run an object-store call; errors other than a missing object become ObjectStoreError."""
         try:
             return fn()
@@ -287,6 +287,19 @@ def access_error(location: StoreLocation, err: Exception, what: str = "") -> Obj
         "storage_options={'key': ..., 'secret': ...}), and for MinIO or another S3-compatible server pass "
         f"storage_options={{'endpoint_url': 'http://host:9000'}} (storage_options given: {options}); see "
         "docs/object_storage.md")
+
+
+def zarr_store(path, read_only: bool = False):
+    """What zarr opens for the store ``path``: the path string (local) or zarr's FsspecStore (URL).
+
+    Examples
+    --------
+    >>> zarr_store("compendium.zarr")
+    'compendium.zarr'
+    """
+    if isinstance(path, str | os.PathLike) and not isinstance(path, StoreLocation) and "://" not in os.fspath(path):
+        return str(path)
+    return locate(path).zarr_store(read_only=read_only)
 
 
 def locate(store, storage_options: dict | None = None) -> StoreLocation:

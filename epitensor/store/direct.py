@@ -9,7 +9,7 @@ the opened array and indexing, and its ``biosample``/``assay``/``position`` coor
 the store's rows (:func:`~epitensor.genome_index.from_store`: the store's
 :class:`~epitensor.genome_index.GenomeIndex`, labels marked when opened). Then the rows are found in the store BY NAME (labels
 and genome-wide bin numbers, never the object's row numbers) and read from the chunk files in the
-calling thread (:mod:`epitensor.chunks`; through zarr for other layouts). Anything else
+calling thread (:class:`~epitensor.store.tracks.TrackArray`: through zarr for other layouts). Anything else
 (arithmetic, new labels, in-memory data, concatenations) is read through xarray, by label.
 
 Examples
@@ -33,11 +33,13 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from .chunks import CheckedStore, ChunkFiles
-from .exceptions import LabelError, RegionError
-from .genome_index import LOCATION_COORDS, from_store, genome_index
-from .storage_location import StoreLocation
-from .store import label_index, store_path
+from ..exceptions import LabelError, RegionError
+from ..genome_index import LOCATION_COORDS, from_store, genome_index
+from .checked import CheckedStore
+from .location import StoreLocation
+from .open import store_path
+from .schema import label_index
+from .tracks import TrackArray
 
 TRACK_DIMS = ("biosample", "assay", "position")
 _OPENED_PREFIX = "open_dataset-"  # how xarray names the dask array of a variable it opened
@@ -52,8 +54,10 @@ def store_source(da: xr.DataArray) -> tuple[Path | StoreLocation, str] | None:
     holds nothing but the opened array and indexing.
     """
     source = da.encoding.get("source")
-    graph = getattr(da.variable._data, "dask", None)
-    if source is None or graph is None:
+    if source is None or da.chunks is None:  # not dask-backed: .data would load the values
+        return None
+    graph = getattr(da.data, "dask", None)
+    if graph is None:
         return None
     opened = [name for name in graph.layers if name.startswith(_OPENED_PREFIX)]
     if len(opened) != 1 or any(not name.startswith("getitem-") for name in graph.layers if name != opened[0]):
@@ -69,8 +73,8 @@ def store_source(da: xr.DataArray) -> tuple[Path | StoreLocation, str] | None:
     return store_path(source), variable
 
 
-def _open(store: Path, variable: str) -> tuple[zarr.Array, ChunkFiles | None, pd.Index, pd.Index, pd.Index]:
-    """The zarr array, its chunk files, the store's labels and its positions (genome-wide bins of
+def _open(store: Path, variable: str) -> tuple[TrackArray, pd.Index, pd.Index, pd.Index]:
+    """The track variable, the store's labels and its positions (genome-wide bins of
     its position axis), cached until the array's metadata changes."""
     key = (str(store), variable)
     if isinstance(store, StoreLocation):  # an object store: the metadata's bytes are the stamp
@@ -85,7 +89,7 @@ def _open(store: Path, variable: str) -> tuple[zarr.Array, ChunkFiles | None, pd
         labels = [pd.Index(np.asarray(root[dim][:], dtype=object)) for dim in TRACK_DIMS[:2]]
         n = root[variable].shape[2]
         positions = pd.Index(np.asarray(root["position"][:], dtype=np.int64)) if "position" in root else pd.RangeIndex(n)
-        hit = _cache[key] = (stamp, root[variable], ChunkFiles.open(store, variable), *labels, positions)
+        hit = _cache[key] = (stamp, TrackArray(root, store, variable), *labels, positions)
     return hit[1:]
 
 
@@ -117,17 +121,14 @@ def _store_window(store_positions: pd.Index, positions: pd.Index) -> tuple[int, 
 
 
 def _read_rows(source, b_rows, a_rows, lo: int, hi: int) -> np.ndarray:
-    array, files, *_ = _open(*source)
-    if files is not None:  # chunk files read in this thread (see epitensor.chunks)
-        return np.stack([np.stack([files.read(int(b), int(a), lo, hi) for a in a_rows]) for b in b_rows])
-    return array.oindex[np.asarray(b_rows), np.asarray(a_rows), lo:hi]
+    return _open(*source)[0].read_grid(b_rows, a_rows, lo, hi)
 
 
 def read_selection(da: xr.DataArray, source: tuple[Path, str], window: slice) -> xr.DataArray:
     """``da.isel(position=window)`` in memory, read from the store by labels and bin numbers."""
     # index the coordinates only: a zero-strided stand-in for the data skips dask's slicing
     part = da.copy(deep=False, data=np.broadcast_to(np.float32(np.nan), da.shape)).isel(position=window)
-    _, _, biosamples, assays, store_positions = _open(*source)
+    _, biosamples, assays, store_positions = _open(*source)
     coords = part.coords.variables
     rows = [_rows(labels, coords[dim].values, dim) for dim, labels in zip(TRACK_DIMS[:2], (biosamples, assays))]
     span = _store_window(store_positions, part.xindexes["position"].index)
@@ -180,12 +181,12 @@ def read_tracks(da: xr.DataArray, pairs, positions) -> np.ndarray:
         label_index(have, sorted(wanted), dim)
     source = store_source(da)
     if source is not None:
-        array, _, biosamples, assays, store_positions = _open(*source)
+        track, biosamples, assays, store_positions = _open(*source)
         span = _store_window(store_positions, positions)
         rows = store_positions.get_indexer(positions) if span is None else None
         for i, (b, a) in enumerate(pairs):
             bi, ai = _rows(biosamples, b, "biosample"), _rows(assays, a, "assay")
-            out[i] = _read_rows(source, [bi], [ai], *span)[0, 0] if span is not None else array.oindex[bi, ai, rows]
+            out[i] = _read_rows(source, [bi], [ai], *span)[0, 0] if span is not None else track.read_at(bi, ai, rows)
         return out
     b_sel = xr.DataArray([b for b, _ in pairs], dims="track")
     a_sel = xr.DataArray([a for _, a in pairs], dims="track")

@@ -1,6 +1,6 @@
 """Checking every chunk of a store, like ``git fsck``: :func:`check_store` and ``epitensor check``.
 
-Reads already refuse damaged chunks (:mod:`epitensor.chunks`: checksums, Blosc headers, required
+Reads already refuse damaged chunks (:mod:`epitensor.store.damage`: checksums, Blosc headers, required
 chunks), but only those they touch. :func:`check_store` reads every chunk file of every array and
 lists what is damaged, so a store copied, restored from a backup or written on a failing disk can
 be verified before a long training run.
@@ -16,18 +16,13 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from .chunks import (
-    MISSING,
-    WHOLE_TRACKS,
-    ChunkDamage,
-    ChunkFiles,
-    ChunkLayout,
-    required_chunks,
-    track_of,
-)
-from .exceptions import ArgumentError, CorruptChunkError
-from .storage_location import is_remote
-from .store import LABEL_ARRAYS, TRACK_VARIABLES, _open_group
+from ..exceptions import ArgumentError, CorruptChunkError
+from .checked import WHOLE_TRACKS, required_chunks
+from .chunk_files import ChunkFiles
+from .damage import MISSING, ChunkDamage, ChunkLayout, track_of
+from .location import is_remote
+from .open import open_group
+from .schema import LABEL_ARRAYS, TRACK_VARIABLES
 
 COLUMNS = ["variable", "biosample", "assay", "chunk", "problem"]
 
@@ -74,7 +69,7 @@ def check_store(path, progress: bool = True) -> pd.DataFrame:
                             "Copy it to a local folder first (e.g. `aws s3 sync`), or read it: zarr's crc32c "
                             "codec refuses a damaged chunk there")
     root = Path(os.fspath(path))
-    _open_group(root)  # clear errors for a wrong path
+    open_group(root)  # clear errors for a wrong path
     arrays = _arrays(root)
     rows = []
     files = [(name, f) for name in arrays for f in _chunk_files(root / name)]

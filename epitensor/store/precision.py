@@ -23,7 +23,7 @@ float32 is kept as it is. After the inverse transform of an arcsinh store (``sin
 error ``e`` at ``x`` becomes at most ``cosh(|x| + e) * e``: relative (``~ e``) for large signal.
 
 The rounding is done by epitensor's writers (zarr's and the direct chunk writer,
-:class:`epitensor.chunks.ChunkFiles`, the same function), not by a codec in the array's metadata:
+:class:`epitensor.store.chunk_files.ChunkFiles`, the same function), not by a codec in the array's metadata:
 the chunks stay plain little-endian float32 with Blosc and CRC-32C, core Zarr v3 codecs that any
 Zarr v3 client (zarr-python, tensorstore, zarrs) decodes to the same values. Rounded values have
 runs of zero low bits; Blosc's bit shuffle with zstd turns them into the saving.
@@ -48,9 +48,9 @@ from dataclasses import dataclass
 
 import numcodecs
 import numpy as np
-from zarr.codecs import BloscCodec, Crc32cCodec
 
-from .exceptions import ArgumentError, PrecisionError
+from ..exceptions import ArgumentError, PrecisionError
+from .codecs import compressors
 
 #: Precision of newly created ``imputed`` variables: ``|stored - x| <= 2**-8`` on the store's scale.
 #: The model is trained and scored by squared error on that same scale; rounding to a grid of step
@@ -106,11 +106,7 @@ class Precision:
     def compressors(self) -> tuple:
         """The array's bytes-to-bytes codecs: the project's Blosc lz4 for float32; for rounded
         values Blosc zstd (level 1) with bit shuffle (the zero low bits compress away); then CRC-32C."""
-        if self.kind == "float32":
-            from .chunks import compressors
-
-            return compressors()
-        return (BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle"), Crc32cCodec())
+        return compressors(rounded=self.kind != "float32")
 
     def round(self, values) -> np.ndarray:
         """``values`` as stored at this precision: float32, rounded within :attr:`bound`.
