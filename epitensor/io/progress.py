@@ -7,8 +7,6 @@ recorded, and a rerun ingests only the pieces without a current record.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..exceptions import LabelError
 from ..store import (
     TrackArray,
@@ -79,7 +77,7 @@ def erase_incomplete(store, todo, genome):
         if (p.b, p.a) in incomplete:
             remove_record(store, f"{PROGRESS_GROUP}/{p.record_name}")
             for lo, _, first, end in chunks_of(p, genome):
-                track.write(p.b, p.a, first + lo, np.full(end - first - lo, np.nan, dtype=np.float32))  # no chunk file
+                track.clear(p.b, p.a, first + lo, end)
 
 
 def mark_observed(store, pieces):

@@ -97,6 +97,11 @@ class TrackArray:
         """Values of track ``(b, a)`` at the scattered store rows ``positions``."""
         return self.array.oindex[int(b), int(a), np.asarray(positions)]
 
+    def clear(self, b: int, a: int, first: int, end: int) -> None:
+        """Set positions ``[first, end)`` of track ``(b, a)`` to the fill value (NaN): chunks left all
+        fill value are deleted (zarr does it, whatever the layout)."""
+        self.array[int(b), int(a), first:end] = np.nan
+
     def write(self, b: int, a: int, first: int, values) -> None:
         """Write ``values`` at positions ``[first, first + len(values))`` of track ``(b, a)``.
 
