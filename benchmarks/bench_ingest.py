@@ -14,6 +14,13 @@ A second table shows memory against chromosome length (flat for chunked ingestio
 
 Usage: ``python benchmarks/bench_ingest.py [--mb 24] [--tracks 6] [--repeats 2] [--glibc-malloc]``.
 Timings are not asserted; each configuration reports its best of ``--repeats`` runs.
+
+Notes
+-----
+Measured figures quoted by the package's docs (moved here from ``epitensor/io/ingestion.py``):
+
+* threaded scheduler: on 2 cores, 2 threads ingested 432 Mb of tracks 1.55x faster than 1 (a
+  chunk is read and written in the task's own thread, mostly outside the GIL).
 """
 
 from __future__ import annotations

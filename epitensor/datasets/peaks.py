@@ -28,11 +28,10 @@ from pathlib import Path
 
 import pandas as pd
 import xarray as xr
-import zarr
 
 from ..exceptions import DownloadError, MissingFilesWarning
 from ..genome import Genome
-from ..store import open_dataset, sync_metadata
+from ..store import open_dataset, open_zarr_group, sync_metadata
 
 #: The six cell lines.
 CELL_LINES = ("GM12878", "HUVEC", "HeLa-S3", "IMR90", "K562", "NHEK")
@@ -226,7 +225,7 @@ def encode_peaks(
     for w in caught:
         if not issubclass(w.category, MissingFilesWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    root = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    root = open_zarr_group(store)
     absent = list(root.attrs.get("absent_files", []))
     known = {(e["biosample"], e["assay"], e["path"]) for e in absent}
     absent += [{"biosample": r.biosample, "assay": r.assay, "path": r.path} for r in left_out.itertuples() if (r.biosample, r.assay, r.path) not in known]
