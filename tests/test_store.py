@@ -6,7 +6,15 @@ import xarray as xr
 from dask.core import flatten
 
 import epitensor as et
-from epitensor.store import TrackWriter, add_track_variable, set_observed
+from epitensor.store import (
+    TrackArray,
+    TrackWriter,
+    add_track_variable,
+    prepare_records,
+    read_records,
+    set_observed,
+    write_record,
+)
 
 
 @pytest.fixture
@@ -93,6 +101,38 @@ def test_add_track_variable_has_signal_layout(store):
     assert ds.imputed.dims == ds.signal.dims and ds.imputed.encoding["chunks"] == ds.signal.encoding["chunks"]
     with pytest.raises(et.SchemaError, match="already has"):
         add_track_variable(store, "imputed")
+
+
+def test_track_array_chunk_files_and_zarr_agree(store, genome):
+    """Whole chunks go to the chunk files, a range that is not whole chunks through zarr: same values."""
+    rng = np.random.default_rng(1)
+    track = TrackArray.open(store, "signal")
+    assert track.files is not None and track.chunk == 100_000
+    whole = rng.normal(size=200_000).astype(np.float32)  # chunks 0 and 1, through the chunk files
+    part = rng.normal(size=1_234).astype(np.float32)  # inside chunk 2, through zarr
+    track.write(0, 1, 0, whole)
+    track.write(0, 1, 200_500, part)
+    assert (store / "signal" / "c" / "0" / "1" / "1").is_file()
+    again = TrackArray.open(store, "signal", mode="r")
+    np.testing.assert_array_equal(again.read(0, 1, 0, 200_000), whole)
+    np.testing.assert_array_equal(again.read_pairs([(0, 1)], 200_500, 201_734)[0], part)
+    assert np.isnan(again.read(0, 1, 200_000, 200_500)).all()
+    track.clear(0, 1, 0, 100_000)
+    assert not (store / "signal" / "c" / "0" / "1" / "0").exists()  # an all-NaN chunk is no file
+
+
+def test_records_written_by_zarr_or_by_hand_are_read(store):
+    """Marker groups written by zarr itself (stores of earlier versions) read like the ones written now."""
+    import zarr
+
+    zarr.create_group(str(store), path="genome_fit/factors/0-200", attributes={"key": "old"}, overwrite=True)
+    write_record(store, "genome_fit/factors/200-400", {"key": "new"}, as_group=True)
+    (store / "genome_fit" / "factors" / "400-600").mkdir()
+    (store / "genome_fit" / "factors" / "400-600" / "zarr.json").write_text('{"attributes": {"ke')  # cut short
+    assert read_records(store, "genome_fit/factors", as_groups=True) == {"0-200": {"key": "old"}, "200-400": {"key": "new"}}
+    prepare_records(store, "ingest_progress")  # the driver makes the group before tasks write into it
+    write_record(store, "ingest_progress/0.0.chr21.json", {"contig": "chr21"})
+    assert read_records(store, "ingest_progress") == {"0.0.chr21.json": {"contig": "chr21"}}
 
 
 def test_track_writer_marks_observed(store, genome):
