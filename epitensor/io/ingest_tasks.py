@@ -28,6 +28,7 @@ def writing(store, what: str = ""):
 
 
 def write_error(store, err: OSError, what: str = "") -> WriteError:
+    """The :class:`WriteError` for an OSError writing ``store`` (a full disk names the fix of a rerun)."""
     if err.errno == errno.ENOSPC:
         return WriteError(
             f"disk full writing {store}{what}; free some space and run the same ingest again: it "
