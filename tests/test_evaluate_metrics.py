@@ -14,6 +14,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 import epitensor as et
 from epitensor.evaluation import metrics as M
 from epitensor.evaluation.annotations import Annotations, read_bed, track_layout
+from epitensor.evaluation.metrics import ranks
 
 # ---------------------------------------------------------------------------- references (EIC style)
 
@@ -322,7 +323,7 @@ def test_chunked_scans_agree_across_chunk_boundaries(monkeypatch):
     """Ranks, sorts and sums are computed in chunks: tie groups and sums must cross chunk edges."""
     from scipy.stats import rankdata
 
-    monkeypatch.setattr(M, "_CHUNK", 7)
+    monkeypatch.setattr(ranks, "CHUNK_BINS", 7)
     rng = np.random.default_rng(8)
     x = np.round(rng.random(1000), 1).astype(np.float32)  # long tie runs spanning many chunks
     x[::5] = -0.0
