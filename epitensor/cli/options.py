@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from ..exceptions import EpitensorError
+from ..dask_runner import connect, is_address
+from ..exceptions import EpitensorError, SchedulerError
 
 
 def split_list(text: str | None) -> list[str] | None:
@@ -92,21 +93,18 @@ MINUTES = click.FloatRange(min=0, min_open=True)
 def connected(scheduler: str | None):
     """A distributed Client for a scheduler address (tcp://...), closed afterwards; else None.
 
-    Connecting here, before any work, turns an unreachable scheduler into a usage error (exit 2)
-    before anything is written.
+    Connecting here (:func:`epitensor.dask_runner.connect`), before any work, turns an unreachable
+    scheduler into a usage error (exit 2) before anything is written.
     """
-    if not scheduler or "://" not in scheduler:
+    if not is_address(scheduler):
         yield None
         return
-    from distributed import Client
-
-    try:
-        client = Client(scheduler)
-    except (OSError, TimeoutError, ValueError) as err:
-        raise click.BadParameter(f"cannot reach the Dask scheduler at {scheduler}: {err}; check the address and "
-                                 f"that the scheduler is running", param_hint="'--scheduler'") from None
-    with client:
-        yield client
+    with contextlib.ExitStack() as stack:
+        try:
+            run = stack.enter_context(connect(scheduler=scheduler))
+        except SchedulerError as err:
+            raise click.BadParameter(str(err), param_hint="'--scheduler'") from None
+        yield run.client
 
 
 def check_output_file(path, option: str):
