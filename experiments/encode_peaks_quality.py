@@ -1,6 +1,6 @@
 """TF binding in a held-out cell line (the ENCODE-DREAM setting) on the ENCODE peaks compendium.
 
-    nice -n 10 python benchmarks/bench_encode_peaks.py [--minutes 2] [--epochs 50] [--stride 8]
+    nice -n 10 python experiments/encode_peaks_quality.py [--minutes 2] [--epochs 50] [--stride 8]
         [--store PATH] [--cells K562,GM12878] [--threads 2]
 
 The store is :func:`epitensor.datasets.encode_peaks` (6 cell lines x 200 assays, peak coverage in
@@ -25,19 +25,18 @@ on TFs observed in >= 4 other lines, better AP on >= 70% of the tracks), and CPU
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
+import bench_path  # noqa: F401  (benchmarks/ on sys.path)
 import numpy as np
 import pandas as pd
 import torch
+from common import machine  # (and the source tree on sys.path)
 from sklearn.metrics import average_precision_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import epitensor as et  # noqa: E402
 from epitensor.exceptions import MissingFilesWarning  # noqa: E402
 
@@ -84,7 +83,7 @@ def main(argv=None):
     print(f"ENCODE peaks: {ds.sizes['biosample']} cell lines x {ds.sizes['assay']} assays x {ds.sizes['position']:,} bins "
           f"({', '.join(region)}), {int(ds.observed.sum())} observed tracks, {len(ds.attrs['absent_files'])} listed files absent; "
           f"store ready in {build:.0f} s. Preset {args.preset!r}, {args.minutes} min / at most {args.epochs} epochs per line; "
-          f"torch {torch.__version__}, {args.threads} threads, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
+          f"torch {torch.__version__}, {args.threads} threads, {machine()}", flush=True)
     cells = args.cells.split(",") if args.cells else [str(b) for b in ds.biosample.values]
     observed = [(str(b), str(a)) for b, a in ds.epi.tracks()[["biosample", "assay"]].itertuples(index=False)]
     positions = np.concatenate([ds.signal.epi.region(c).position.values[:: args.stride] for c in region])

@@ -1,6 +1,6 @@
 """Add a fifth Roadmap biosample to a trained model: freeze vs fine-tune vs retraining (paper Table 2).
 
-    python benchmarks/extend_experiment.py [--train-bins 100000] [--epochs 30] [--add-epochs 10]
+    python experiments/extend_experiment.py [--train-bins 100000] [--epochs 30] [--add-epochs 10]
         [--track H3K4me3] [--preset small] [--threads 1]
 
 The store is the Roadmap sample of the Avocado repository (5 biosamples x 5 histone marks, from
@@ -21,23 +21,20 @@ comparable with each other), and a check that freeze left the old imputations bi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import bench_path  # noqa: F401  (benchmarks/ on sys.path)
 import numpy as np
 import pandas as pd
 import torch
+from common import ROADMAP, machine  # (and the source tree on sys.path)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import epitensor as et  # noqa: E402
 from epitensor.datasets.roadmap import ASSAYS  # noqa: E402
 
-_REPO = Path(__file__).resolve().parents[1]
-ROADMAP = next((p / "shared" / "data" / "roadmap_pilot" for p in (_REPO.parent, _REPO.parent.parent)
-                if (p / "shared" / "data" / "roadmap_pilot").exists()), None)
 OLD = ["E003", "E017", "E116", "E117"]
 NEW = "E065"
 
@@ -63,8 +60,7 @@ def main(argv=None):
     print(f"Roadmap pilot, first {args.train_bins:,} bins ({region}); train on {', '.join(OLD)} x {len(ASSAYS)} marks "
           f"(all observed); add {NEW} from {NEW}.{args.track}; evaluate on {NEW}'s {', '.join(others)}. preset "
           f"{args.preset!r}, {args.epochs} epochs (first model, retrain), {args.add_epochs} epochs (freeze, fine-tune); "
-          f"torch {torch.__version__}, {args.threads} thread(s), load average {os.getloadavg()[0]:.2f} on "
-          f"{os.cpu_count()} cores", flush=True)
+          f"torch {torch.__version__}, {args.threads} thread(s), {machine()}", flush=True)
 
     truth = ds.signal.sel(biosample=NEW).epi.region(region)
     truth = {a: truth.sel(assay=a).values for a in others}

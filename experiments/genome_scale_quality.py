@@ -1,6 +1,6 @@
 """Does stage 2 extend a model to positions it never saw? Held-out tracks vs the average-activity baseline.
 
-    python benchmarks/genome_scale_quality.py [--epochs 30] [--synthetic-epochs 60] [--workers 2] [--roadmap-bins 200000]
+    python experiments/genome_scale_quality.py [--epochs 30] [--synthetic-epochs 60] [--workers 2] [--roadmap-bins 200000]
 
 For each dataset, stage 1 trains an Avocado model (preset "small"; on the synthetic data with
 ``residual=True, baseline_weight=0``, which suits its planted structure) on the FIRST half of the positions;
@@ -18,22 +18,17 @@ skipped when absent). Prints a table; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import bench_path  # noqa: F401  (benchmarks/ on sys.path)
 import numpy as np
 import pandas as pd
 import torch
+from common import ROADMAP, machine  # (and the source tree on sys.path)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import epitensor as et  # noqa: E402
-
-_REPO = Path(__file__).resolve().parents[1]
-ROADMAP = next((p / "shared" / "data" / "roadmap_pilot" for p in (_REPO.parent, _REPO.parent.parent)
-                if (p / "shared" / "data" / "roadmap_pilot").exists()), None)
 
 
 def scores(ds, model, lo: int, hi: int) -> dict:
@@ -118,7 +113,7 @@ def main():
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
         print(table.drop(columns=[c for c in ("fit_seconds", "impute_seconds", "blocks") if c in table]).to_string(index=False))
-    print(f"(load average {os.getloadavg()[0]:.1f}; {args.workers} LocalCluster workers x 1 thread; epochs per stage: synthetic "
+    print(f"({machine()}; {args.workers} LocalCluster workers x 1 thread; epochs per stage: synthetic "
           f"{args.synthetic_epochs}, Roadmap {args.epochs})")
 
 

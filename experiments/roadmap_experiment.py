@@ -1,6 +1,6 @@
 """Impute five held-out Roadmap tracks and compare with the average-activity baseline.
 
-    python benchmarks/roadmap_experiment.py [--n-bins 800000] [--train-bins 200000]
+    python experiments/roadmap_experiment.py [--n-bins 800000] [--train-bins 200000]
         [--config paper:paper,n_nodes=2048] [--config small:small] [--minutes 10]
 
 The store is the Roadmap sample of the Avocado repository (5 biosamples x 5 histone marks, from
@@ -19,23 +19,19 @@ time and the configuration.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import bench_path  # noqa: F401  (benchmarks/ on sys.path)
 import numpy as np
 import pandas as pd
 import torch
+from common import ROADMAP, machine  # (and the source tree on sys.path)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import epitensor as et  # noqa: E402
 from epitensor.datasets.roadmap import LATIN_SQUARE  # noqa: E402
-
-_REPO = Path(__file__).resolve().parents[1]
-ROADMAP = next((p / "shared" / "data" / "roadmap_pilot" for p in (_REPO.parent, _REPO.parent.parent)
-                if (p / "shared" / "data" / "roadmap_pilot").exists()), None)
 
 
 def top1_mse(truth, pred, by):
@@ -93,7 +89,7 @@ def main(argv=None):
     region = f"pilot:0-{args.train_bins * 25}"
     print(f"Roadmap pilot, {args.n_bins:,} bins; train and evaluate on {region} ({args.train_bins:,} bins); "
           f"held out: {', '.join(f'{b}.{a}' for b, a in LATIN_SQUARE)}; budget {args.minutes} min per config; "
-          f"torch {torch.__version__}, {args.threads} threads, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+          f"torch {torch.__version__}, {args.threads} threads, {machine()}")
     truth = {p: ds.held_out.sel(biosample=p[0], assay=p[1]).epi.region(region).values for p in LATIN_SQUARE}
     base = {p: average_activity(ds, *p, region) for p in LATIN_SQUARE}
     rows = [{"model": "average activity", "track": f"{b}.{a}", **scores(truth[(b, a)], base[(b, a)])} for b, a in LATIN_SQUARE]

@@ -1,11 +1,11 @@
 """Held-out error of the five Latin-square Roadmap tracks after every epoch, for model variants.
 
-    python benchmarks/roadmap_learning_curve.py [--n-bins 800000] [--epochs 8] \
+    python experiments/roadmap_learning_curve.py [--n-bins 800000] [--epochs 8] \
         [--variant "{}"] [--variant "{'n_25bp_factors': 2, 'n_250bp_factors': 8, 'n_5kbp_factors': 8}"]
 
 An analysis tool, not a model-selection procedure: it scores the hidden tracks after each epoch to
 show whether *any* stopping point of a configuration would beat the average-activity baseline
-(``benchmarks/roadmap_experiment.py`` is the experiment itself). Each variant is a dict of
+(``experiments/roadmap_experiment.py`` is the experiment itself). Each variant is a dict of
 ``AvocadoConfig`` overrides on the ``small`` preset, trained without its random-entry validation and
 without shrinkage; every epoch prints the change of the mean MSE over the five tracks against the
 baseline, and how many tracks have a better Pearson r, for the network alone and for its blends
@@ -21,11 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_path  # noqa: F401  (benchmarks/ on sys.path)
+import common  # noqa: F401  (the source tree on sys.path)
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from roadmap_experiment import ROADMAP, average_activity, scores  # noqa: E402
 
 import epitensor as et  # noqa: E402
