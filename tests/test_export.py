@@ -6,12 +6,10 @@ import numpy as np
 import pandas as pd
 import pyBigWig
 import pytest
+from conftest import TINY_CHROMS as CHROMS
 
 import epitensor as et
 from epitensor.datasets import synthetic_bigwigs
-
-CHROMS = {"chr1": 60_013, "chr2": 30_007}
-GENOME = et.Genome("test", list(CHROMS), list(CHROMS.values()), chunk_bins=1_000)
 
 
 @pytest.fixture
@@ -28,8 +26,8 @@ def entries(path):
 
 
 @pytest.mark.parametrize("transform", ["none", "arcsinh"])
-def test_round_trip_bigwig_store_bigwig_store_is_exact(tmp_path, manifest, transform):
-    first = et.ingest(manifest, tmp_path / "first.zarr", assembly=GENOME, transform=transform, progress=False)
+def test_round_trip_bigwig_store_bigwig_store_is_exact(tmp_path, manifest, transform, tiny_genome):
+    first = et.ingest(manifest, tmp_path / "first.zarr", assembly=tiny_genome, transform=transform, progress=False)
     ds = et.open_dataset(first)
     exported = []
     for row in manifest.itertuples():
@@ -40,10 +38,10 @@ def test_round_trip_bigwig_store_bigwig_store_is_exact(tmp_path, manifest, trans
         for contig, length in CHROMS.items():
             starts = np.array([i[0] for i in ivs[contig]])
             ends = np.array([i[1] for i in ivs[contig]])
-            assert starts.size == GENOME.n_bins(contig)
+            assert starts.size == tiny_genome.n_bins(contig)
             np.testing.assert_array_equal(starts, np.arange(starts.size) * 25)  # one entry per 25 bp bin
             np.testing.assert_array_equal(ends, np.minimum(starts + 25, length))  # last bin is partial
-    second = et.ingest(manifest.assign(path=exported), tmp_path / "second.zarr", assembly=GENOME, transform=transform, progress=False)
+    second = et.ingest(manifest.assign(path=exported), tmp_path / "second.zarr", assembly=tiny_genome, transform=transform, progress=False)
     a = et.open_dataset(first).signal.values
     b = et.open_dataset(second).signal.values
     if transform == "none":
@@ -59,8 +57,8 @@ def assert_within_one_ulp(a, b):
     assert np.mean(a == b) > 0.99
 
 
-def test_export_without_inverse_keeps_store_values(tmp_path, manifest):
-    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
+def test_export_without_inverse_keeps_store_values(tmp_path, manifest, tiny_genome):
+    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=tiny_genome, progress=False)
     track = et.open_dataset(store).signal.epi.region("chr2:1,000-2,013").sel(biosample="B1", assay="H3K4me3")
     out = track.epi.to_bigwig(tmp_path / "region.bw")
     _, ivs = entries(out)
@@ -71,8 +69,8 @@ def test_export_without_inverse_keeps_store_values(tmp_path, manifest):
     np.testing.assert_allclose([i[2] for i in entries(inv)[1]["chr2"]], np.sinh(track.values.astype(np.float64)), rtol=1e-6)
 
 
-def test_export_several_regions_and_contig_ends(tmp_path, manifest):
-    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
+def test_export_several_regions_and_contig_ends(tmp_path, manifest, tiny_genome):
+    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=tiny_genome, progress=False)
     signal = et.open_dataset(store).signal.sel(biosample="B1", assay="H3K4me3")
     track = signal.epi.region(["chr2:29,950-30,007", "chr1:100-150", "chr1:59,990-60,013"])
     _, ivs = entries(track.epi.to_bigwig(tmp_path / "r.bw"))
@@ -80,8 +78,8 @@ def test_export_several_regions_and_contig_ends(tmp_path, manifest):
     assert [i[:2] for i in ivs["chr2"]] == [(29_950, 29_975), (29_975, 30_000), (30_000, 30_007)]
 
 
-def test_export_errors(tmp_path, manifest):
-    store = et.create_store(tmp_path / "s.zarr", ["B1", "B2"], ["H3K4me3"], GENOME)
+def test_export_errors(tmp_path, manifest, tiny_genome):
+    store = et.create_store(tmp_path / "s.zarr", ["B1", "B2"], ["H3K4me3"], tiny_genome)
     et.ingest(manifest.iloc[:1], store, progress=False)
     ds = et.open_dataset(store)
     with pytest.raises(et.DataError, match="select one biosample and one assay"):
@@ -112,8 +110,8 @@ for target in sys.argv[2:]:
 """
 
 
-def test_export_to_a_path_that_cannot_be_written_is_an_error_not_a_crash(tmp_path, manifest, run_script):
-    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
+def test_export_to_a_path_that_cannot_be_written_is_an_error_not_a_crash(tmp_path, manifest, run_script, tiny_genome):
+    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=tiny_genome, progress=False)
     (tmp_path / "a_file").write_text("not a folder")
     (tmp_path / "folder.bw").mkdir()
     targets = [tmp_path / "missing" / "dir" / "x.bw", tmp_path / "folder.bw", tmp_path / "a_file" / "x.bw"]
@@ -126,10 +124,10 @@ def test_export_to_a_path_that_cannot_be_written_is_an_error_not_a_crash(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "bw", "folder.bw", "s.zarr", "script.py"]
 
 
-def test_export_that_runs_out_of_space_is_an_error_and_leaves_no_file(tmp_path, manifest, run_script):
+def test_export_that_runs_out_of_space_is_an_error_and_leaves_no_file(tmp_path, manifest, run_script, tiny_genome):
     """A file-size limit makes libBigWig's writes fail part way (as a full disk does); it only
     prints that, so the export must notice the truncated file."""
-    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
+    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=tiny_genome, progress=False)
     full = et.open_dataset(store).signal.sel(biosample="B1", assay="H3K4me3").epi.to_bigwig(tmp_path / "full.bw")
     source = """
     import resource, signal, sys
@@ -166,12 +164,12 @@ def test_real_round_trip_h1(bigwig_dir, tmp_path):
     assert (window.values > 0).sum() > 500
 
 
-def test_pybigtools_reads_an_export_of_a_sorted_xr_open_zarr_track(tmp_path, manifest):
+def test_pybigtools_reads_an_export_of_a_sorted_xr_open_zarr_track(tmp_path, manifest, tiny_genome):
     """An outside bigWig reader (pybigtools, not the pyBigWig that writes) sees what the labels say."""
     import xarray as xr
 
     pybigtools = pytest.importorskip("pybigtools")
-    store = et.ingest(manifest, tmp_path / "s.zarr", assembly=GENOME, progress=False)
+    store = et.ingest(manifest, tmp_path / "s.zarr", assembly=tiny_genome, progress=False)
     opened = xr.open_zarr(store, consolidated=False).sortby("biosample", ascending=False)
     track = opened.signal.sel(biosample="B1", assay="H3K4me3").epi.region("chr1:1,000-3,000")
     out = track.epi.to_bigwig(tmp_path / "b1.bw")
@@ -186,12 +184,12 @@ def test_pybigtools_reads_an_export_of_a_sorted_xr_open_zarr_track(tmp_path, man
     np.testing.assert_array_equal(np.array([v for _, _, v in records], dtype=np.float32), expected.values)
 
 
-def test_export_writes_zoom_levels_and_both_readers_agree(tmp_path, manifest):
+def test_export_writes_zoom_levels_and_both_readers_agree(tmp_path, manifest, tiny_genome):
     """IGV and the UCSC browser draw zoomed-out views from a bigWig's zoom levels: the export
     writes them, and pyBigWig and pybigtools read back the store's values and the same summaries."""
     import pybigtools
 
-    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=GENOME, progress=False)
+    store = et.ingest(manifest.iloc[:1], tmp_path / "s.zarr", assembly=tiny_genome, progress=False)
     track = et.open_dataset(store).signal.sel(biosample="B1", assay="H3K4me3")
     out = track.epi.to_bigwig(tmp_path / "zoomed.bw")
     bw, pbt = pyBigWig.open(str(out)), pybigtools.open(str(out))

@@ -154,17 +154,12 @@ def test_truncated_demo_file_is_a_clear_error(tmp_path, fires):
 
 
 # ---------------------------------------------------------------------------- features at regions
-@pytest.fixture
-def store(tmp_path):
-    return et.datasets.synthetic(tmp_path / "s.zarr", n_biosamples=4, n_assays=3, n_positions=8_000, missing=0.3, seed=2)
-
-
-def test_tracks_at_regions_select_by_label_on_user_made_objects(store, tmp_path):
+def test_tracks_at_regions_select_by_label_on_user_made_objects(tiny_store, tmp_path):
     regions = pd.DataFrame({"chrom": ["synthetic"] * 3, "start": [1_000, 51_000, 100_010], "end": [1_200, 51_025, 100_300],
                             "name": ["r1", "r2", "r3"]})
-    plain = xr.open_zarr(store.attrs["source"]).signal.values  # the store's values, by offset = label here
+    plain = xr.open_zarr(tiny_store.attrs["source"]).signal.values  # the store's values, by offset = label here
     # a user's object: biosamples reversed, a slice of positions, saved and reopened with xarray
-    sub = store.sortby("biosample", ascending=False).isel(position=slice(30, 6_000))
+    sub = tiny_store.sortby("biosample", ascending=False).isel(position=slice(30, 6_000))
     sub.to_zarr(tmp_path / "sub.zarr")
     reopened = xr.open_zarr(tmp_path / "sub.zarr").signal
     for obj in (sub.signal, reopened):
@@ -173,19 +168,18 @@ def test_tracks_at_regions_select_by_label_on_user_made_objects(store, tmp_path)
         assert list(t.columns.get_level_values("biosample").unique()) == list(sub.biosample.values)
         for name, lo, hi in (("r1", 40, 48), ("r2", 2040, 2041), ("r3", 4000, 4012)):
             for b in ("B03", "B00"):
-                bi = list(store.biosample.values).index(b)
+                bi = list(tiny_store.biosample.values).index(b)
                 want = np.nanmean(plain[bi, 1, lo:hi]) if np.isfinite(plain[bi, 1, lo:hi]).any() else np.nan
-                got = t.loc[name, (b, str(store.assay.values[1]))]
+                got = t.loc[name, (b, str(tiny_store.assay.values[1]))]
                 assert got == pytest.approx(want, nan_ok=True, rel=1e-6)
-    center = tracks_at_regions(sub.signal.sel(biosample="B01", assay=store.assay.values[0]), regions, reduce="center")
+    center = tracks_at_regions(sub.signal.sel(biosample="B01", assay=tiny_store.assay.values[0]), regions, reduce="center")
     assert center.loc["r3"].item() == pytest.approx(plain[1, 0, (100_010 + 100_300 - 1) // 2 // 25], nan_ok=True)
     with pytest.raises(et.RegionError, match="r1"):
-        tracks_at_regions(store.signal.isel(position=slice(100, 200)), regions)
+        tracks_at_regions(tiny_store.signal.isel(position=slice(100, 200)), regions)
 
 
-def test_factors_at_regions_equal_the_models_genome_factors(store, tmp_path):
-    model = et.Avocado(store, preset="paper", seed=0, n_nodes=16, n_layers=1, batch_size=1000)
-    model.fit(epochs=1, progress=False)
+def test_factors_at_regions_equal_the_models_genome_factors(tiny_model, tmp_path):
+    model = tiny_model
     gf = model.genome_factors("synthetic:0-200,000")
     bed = tmp_path / "tss.bed"
     bed.write_text("synthetic\t5000\t5001\tgeneA\t0\t+\nsynthetic\t125000\t125001\tgeneB\t0\t-\n")
@@ -274,15 +268,15 @@ def test_diverse_biosamples_for_an_assay_fill_the_gaps():
         select_diverse(f, 1, already=["nope"])
 
 
-def test_rank_next_experiments_takes_model_factors_as_a_dataframe_in_any_row_order(store):
+def test_rank_next_experiments_takes_model_factors_as_a_dataframe_in_any_row_order(tiny_store):
     rng = np.random.default_rng(3)
-    f = pd.DataFrame(rng.normal(size=(store.sizes["biosample"], 3)), index=pd.Index(store.biosample.values, name="biosample"))
+    f = pd.DataFrame(rng.normal(size=(tiny_store.sizes["biosample"], 3)), index=pd.Index(tiny_store.biosample.values, name="biosample"))
     as_array = xr.DataArray(f.to_numpy(), dims=("biosample", "factor"), coords={"biosample": f.index.to_numpy()})
-    want = et.evaluation.rank_next_experiments(store.signal, biosample_factors=as_array)
-    got = et.evaluation.rank_next_experiments(store.signal, biosample_factors=f.iloc[::-1])
+    want = et.evaluation.rank_next_experiments(tiny_store.signal, biosample_factors=as_array)
+    got = et.evaluation.rank_next_experiments(tiny_store.signal, biosample_factors=f.iloc[::-1])
     pd.testing.assert_frame_equal(got, want)
     with pytest.raises(et.LabelError, match="lack the biosamples"):
-        et.evaluation.rank_next_experiments(store.signal, biosample_factors=f.iloc[1:])
+        et.evaluation.rank_next_experiments(tiny_store.signal, biosample_factors=f.iloc[1:])
 
 
 def test_selection_refuses_more_rows_than_it_can_compare_pairwise():
