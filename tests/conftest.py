@@ -18,8 +18,12 @@ import epitensor as et
 # inherit this), so results compare across processes; tests/test_cpu_kernels.py covers the others.
 os.environ.setdefault("EPITENSOR_CPU_KERNELS", "fp32")
 
+#: The repository's root and the tests' fixture files (the tests sit one folder below tests/).
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+
 #: The real data folder: ``$EPITENSOR_DATA`` (what the package and the Makefile use), else ../shared/data.
-SHARED_DATA = Path(os.environ.get("EPITENSOR_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+SHARED_DATA = Path(os.environ.get("EPITENSOR_DATA") or REPO.parent / "shared" / "data")
 
 
 def shared_path(*parts) -> Path:

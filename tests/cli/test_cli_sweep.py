@@ -15,12 +15,13 @@ import dask
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES
 
 import epitensor as et
 from epitensor.cli import main
 
 REGION = "synthetic:0-100,000"  # README style: thousands separators inside the region
-REFERENCE = Path(__file__).resolve().parent / "fixtures" / "reference_avocado"  # a reference Avocado model
+REFERENCE = FIXTURES / "reference_avocado"  # a reference Avocado model
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES
 
 import epitensor as et
 from epitensor.cli import main
 
 h5py = pytest.importorskip("h5py")
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "reference_avocado"
+FIXTURE = FIXTURES / "reference_avocado"
 JSON, H5 = FIXTURE / "tiny.json", FIXTURE / "tiny.h5"
 N = 4_010  # the fixture's n_genomic_positions
 BIN = 25

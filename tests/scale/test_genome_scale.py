@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import zarr
+from conftest import REPO
 
 import epitensor as et
 from epitensor.exceptions import BlockError
@@ -29,7 +30,6 @@ GENOME = et.Genome("toy", ["c1", "c2"], [3_400 * 25, 2_200 * 25], chunk_bins=1_0
 STAGE1 = "c1:0-40kb"  # stage 1 trains on the first 1,600 bins of c1
 STAGE2 = ["c1:40kb-75kb", "c2"]  # c1:75kb-85kb stays without genome factors
 FACTORS = ("genome_factors_25bp", "genome_factors_250bp", "genome_factors_5kbp")
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

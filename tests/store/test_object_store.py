@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 import zarr
+from conftest import REPO
 
 s3fs = pytest.importorskip("s3fs", reason="object-store tests need s3fs (pip install 'epitensor[s3]')")
 pytest.importorskip("moto.server", reason="object-store tests need moto's server (pip install 'moto[server]')")
@@ -35,7 +36,6 @@ from epitensor.storage_location import locate  # noqa: E402
 
 torch.set_num_threads(1)
 BUCKET = "epitensor-test"
-REPO = Path(__file__).resolve().parents[1]
 CHROMS = {"chr1": 60_013, "chr2": 30_007}
 BW_GENOME = et.Genome("test", list(CHROMS), list(CHROMS.values()), chunk_bins=1_000)
 #: Stage 2: as tests/test_genome_scale.py, smaller.

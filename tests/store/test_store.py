@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import REPO
 from dask.core import flatten
 
 import epitensor as et
@@ -233,11 +234,10 @@ def _run_kill_driver(tmp_path, mode, points=None) -> dict:
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     script = tmp_path / "kill_create.py"
     script.write_text(KILL_DRIVER)
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = tmp_path / "killed"
     out.mkdir()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "epitensor"
+PACKAGE = Path(__file__).resolve().parents[2] / "epitensor"
 
 #: The longest a module of the package may be (``docs/architecture.md``).
 MAX_LINES = 450
