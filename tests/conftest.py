@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -70,6 +71,12 @@ def annotations_dir() -> Path:
 def small_ds(tmp_path):
     """A small synthetic store: 6 biosamples x 4 assays x 20,000 bins, half the tracks observed."""
     return et.datasets.synthetic(tmp_path / "small.zarr", n_biosamples=6, n_assays=4, n_positions=20_000, missing=0.5, seed=3)
+
+
+def store_digest(path) -> dict[str, str]:
+    """Relative path -> sha256 of every file of a store (the strongest 'identical' there is)."""
+    path = Path(path)
+    return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(path.rglob("*")) if f.is_file()}
 
 
 #: Contigs of :func:`tiny_genome` (odd lengths: the last bin and the last chunk of each are partial).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import signal
 import tempfile
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pyBigWig
 import pytest
+from conftest import store_digest
 
 import epitensor as et
 from epitensor.chunks import ChunkFiles
@@ -45,12 +45,6 @@ def expected_bins(bw_path, chrom: str, transform: str = "arcsinh", bin_size: int
     counts[-1] = end - (hi - 1) * bin_size
     means = padded.reshape(hi - lo, bin_size).sum(axis=1) / counts
     return (np.arcsinh(means) if transform == "arcsinh" else means).astype(np.float32)
-
-
-def store_digest(path) -> dict[str, str]:
-    """Relative path -> sha256 of every file of a store (the strongest 'identical' there is)."""
-    path = Path(path)
-    return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(path.rglob("*")) if f.is_file()}
 
 
 def corrupt_data_block(src, dst, contig: str) -> Path:

@@ -10,8 +10,7 @@ import signal
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shared_path
-from test_ingest import store_digest
+from conftest import shared_path, store_digest
 
 import epitensor as et
 from epitensor.datasets import peaks as peaks_dataset

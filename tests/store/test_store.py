@@ -248,7 +248,7 @@ def _run_kill_driver(tmp_path, mode, points=None) -> dict:
 
 
 def test_store_killed_at_every_write_of_create_store_is_recreated_identically(tmp_path):
-    from test_ingest import store_digest
+    from conftest import store_digest
 
     run = _run_kill_driver(tmp_path, "create")
     killed = run["killed"]
@@ -268,7 +268,7 @@ def test_store_killed_at_every_write_of_create_store_is_recreated_identically(tm
 
 
 def test_ingest_killed_while_creating_its_store_resumes(tmp_path):
-    from test_ingest import store_digest
+    from conftest import store_digest
 
     from epitensor.datasets import synthetic_bigwigs
 
