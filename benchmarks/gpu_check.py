@@ -211,8 +211,8 @@ def step_environment(device: str, out: Path) -> dict:
 
 # ---------------------------------------------------------------------- 3. CUDA tests
 def step_cuda_tests(device: str, out: Path, quick: bool, timeout: float) -> dict:
-    """``pytest -m cuda`` (quick: over test_model.py only); counts from pytest's summary line."""
-    targets = ["test_model.py"] if quick else ["."]
+    """``pytest -m cuda`` (quick: over model/test_model.py only); counts from pytest's summary line."""
+    targets = ["model/test_model.py"] if quick else ["."]
     cmd = [sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO),
            "-p", "no:cacheprovider", "-q", "-m", "cuda", *targets]
     t = time.perf_counter()
