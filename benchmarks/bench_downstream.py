@@ -21,14 +21,14 @@ import argparse
 import os
 import resource
 import time
-from pathlib import Path
 
 import psutil
+from common import shared_data  # (and the source tree on sys.path)
 
 from epitensor.datasets import avocado_downstream
 from epitensor.latent import compare_features, summarize_folds
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "avocado_downstream"
+DEFAULT_DATA = shared_data("avocado_downstream")
 
 
 def cpu_seconds() -> float:
@@ -53,7 +53,7 @@ def run_task(task: str, data, n_jobs: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("EPITENSOR_DOWNSTREAM", DEFAULT_DATA if DEFAULT_DATA.exists() else None),
+    parser.add_argument("--data", default=os.environ.get("EPITENSOR_DOWNSTREAM", DEFAULT_DATA),
                         help="folder of the demo's .npy files (default: ../shared/data/avocado_downstream, else download)")
     parser.add_argument("--tasks", nargs="+", default=["FIREs", "RNAseq"], choices=["FIREs", "RNAseq"])
     parser.add_argument("--n-jobs", type=int, default=2, help="folds fitted in parallel (one thread each)")

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from common import shared_data  # (and the source tree on sys.path)
 
 import epitensor as et
 from epitensor.evaluation.annotations import EIC_CHROMS, Annotations
@@ -58,14 +57,7 @@ def make_tracks(genome, seed=0):
 
 
 def find_annotations():
-    root = os.environ.get("EPITENSOR_DATA")
-    cands = [Path(root) / "annotations" / "hg38"] if root else []
-    cands.append(Path(__file__).resolve().parents[2] / "shared" / "data" / "annotations" / "hg38")
-    cands.append(Path("/work/shared/data/annotations/hg38"))
-    for c in cands:
-        if c.is_dir():
-            return c
-    return None
+    return shared_data("annotations", "hg38")
 
 
 # ---------------------------------------------------------------------------- the reference

@@ -30,9 +30,7 @@ timings are not asserted.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,8 +39,8 @@ import numpy as np
 import pandas as pd
 import torch
 import zarr
+from common import machine  # noqa: E402  (and the source tree on sys.path)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import epitensor as et  # noqa: E402
 from epitensor.scale import plan_blocks  # noqa: E402
 
@@ -188,7 +186,7 @@ def main():
             print(proj.to_string(index=False))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end; ratios measured in the same run; nothing asserted)")
+    print(f"\n({machine()} at the end; ratios measured in the same run; nothing asserted)")
 
 
 if __name__ == "__main__":

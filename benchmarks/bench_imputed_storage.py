@@ -25,7 +25,6 @@ Run:  nice -n 10 python benchmarks/bench_imputed_storage.py [--data ../shared/da
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import zarr
+from common import REPO, shared_data  # (and the source tree on sys.path)
 from zarr.codecs import BloscCodec
 
 import epitensor as et
@@ -101,7 +101,7 @@ def errors(stored, exact, transform: str) -> dict:
 
 def main(argv=None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_data = os.environ.get("EPITENSOR_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    default_data = shared_data() or REPO.parent / "shared" / "data"
     parser.add_argument("--data", default=str(default_data), help="folder of the Roadmap pilot .npz files (or the "
                         "data folder holding roadmap_pilot/)")
     parser.add_argument("--n-bins", type=int, default=200_000)

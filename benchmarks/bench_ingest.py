@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, machine  # (and the source tree on sys.path)
 
 
 def rss_mb() -> float:
@@ -161,7 +161,6 @@ def run_child(method: str, workdir: Path, workers: int, chroms: list[str], manif
 
 # ---------------------------------------------------------------------- driver
 def make_data(workdir: Path, mb: float, tracks: int, long_mb: float) -> None:
-    sys.path.insert(0, str(REPO))
     import epitensor as et
     from epitensor.datasets import synthetic_bigwigs
 
@@ -214,7 +213,7 @@ def main() -> None:
             ref = run_child("reference", workdir, 1, [contig], "long.tsv")
             ours = run_child("threads", workdir, 1, [contig], "long.tsv")
             print(f"{contig:12s} {size:6.1f} {ref['peak_mb']:10.1f} {ours['peak_mb']:15.1f}")
-        print(f"\ntotal {time.perf_counter() - t0:.0f} s; machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+        print(f"\ntotal {time.perf_counter() - t0:.0f} s; machine: {machine()}")
 
 
 if __name__ == "__main__":

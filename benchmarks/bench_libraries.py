@@ -40,30 +40,24 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
+import bench_ingest  # noqa: E402  (the synthetic 24 Mb bigWig set and the end-to-end ingest children)
+import bench_region  # noqa: E402  (the hg38 store with one observed track, and its bigWig)
 import numpy as np
 import pandas as pd
 import pyBigWig
 import zarr
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import bench_ingest  # noqa: E402  (the synthetic 24 Mb bigWig set and the end-to-end ingest children)
-import bench_region  # noqa: E402  (the hg38 store with one observed track, and its bigWig)
+from common import machine, shared_data  # (the source tree and benchmarks/ on sys.path)
 
 import epitensor as et  # noqa: E402
 from epitensor.io.bigwig import apply_transform, bin_means, read_bins  # noqa: E402
 from epitensor.store import ChunkFiles  # noqa: E402
 
-REAL = HERE.parent.parent / "shared" / "data" / "bigwig"
-if not REAL.is_dir():
-    REAL = Path("/work/shared/data/bigwig")
+REAL = shared_data("bigwig")
 PIECE = 40_000  # bins per ingestion piece: one store chunk at the defaults (1 Mb)
 
 
@@ -362,14 +356,14 @@ def main(argv=None) -> None:
     warnings.simplefilter("ignore", DeprecationWarning)
     t_all = time.perf_counter()
     versions = {m.__name__: getattr(m, "__version__", "?") for m in (zarr, pyBigWig, pybigtools, tensorstore, zarrs) if m}
-    print(f"versions: {versions}; numpy {np.__version__}; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; pid nice {os.nice(0)}")
+    print(f"versions: {versions}; numpy {np.__version__}; {machine()}; pid nice {os.nice(0)}")
     with tempfile.TemporaryDirectory(prefix="bench_libraries_") as tmp:
         work = Path(tmp)
         bench_ingest.make_data(work, args.mb, 6, 1.0)
         manifest = pd.read_csv(work / "manifest.tsv", sep="\t")
         genome = et.Genome.from_attrs(json.loads((work / "genome.json").read_text())).subset(["chrA", "chrB", "chrC"])
         files = {f"synthetic {args.mb:g} Mb set (bench_ingest.py)": list(manifest.path)}
-        real = sorted(str(p) for p in REAL.glob("*.b*")) if REAL.is_dir() else []
+        real = sorted(str(p) for p in REAL.glob("*.b*")) if REAL is not None else []
         if real:
             files[f"real files of {REAL}"] = real
         else:
@@ -380,7 +374,7 @@ def main(argv=None) -> None:
         bench_regions(work, args.repeats)
         bench_chunk_writes(work, genome)
         bench_export(work, genome)
-    print(f"\ntotal {time.perf_counter() - t_all:.0f} s; load average {os.getloadavg()[0]:.1f}")
+    print(f"\ntotal {time.perf_counter() - t_all:.0f} s; {machine()}")
 
 
 if __name__ == "__main__":

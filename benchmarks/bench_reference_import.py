@@ -19,16 +19,13 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import common  # noqa: E402, F401  (the source tree and benchmarks/ on sys.path)
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_training import load_tracks  # noqa: E402
 
 import epitensor as et  # noqa: E402

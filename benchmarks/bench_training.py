@@ -23,16 +23,15 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import ROADMAP  # noqa: E402  (and the source tree on sys.path)
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from epitensor.model import AvocadoConfig, AvocadoModule, GenomeRows  # noqa: E402
 from epitensor.model.kernels import cpu_description  # noqa: E402
 from epitensor.model.training import (  # noqa: E402
@@ -44,9 +43,6 @@ from epitensor.model.training import (  # noqa: E402
     tune_cpu_allocator,
 )
 
-_REPO = Path(__file__).resolve().parents[1]
-ROADMAP = next((p / "shared" / "data" / "roadmap_pilot" for p in (_REPO.parent, _REPO.parent.parent)
-                if (p / "shared" / "data" / "roadmap_pilot").exists()), _REPO.parent / "shared" / "data" / "roadmap_pilot")
 CONFIGS = {"paper": dict(n_layers=2, n_nodes=2048), "small": dict(n_layers=2, n_nodes=256)}
 BATCH = 40_000
 
@@ -56,7 +52,7 @@ def load_tracks(n_positions: int):
     from epitensor.datasets.roadmap import ASSAYS, BIOSAMPLES
 
     pairs = [(b, a) for b in BIOSAMPLES for a in ASSAYS][:-1]  # 24 training tracks
-    if ROADMAP.exists():
+    if ROADMAP is not None:
         values = np.stack([np.load(ROADMAP / f"{b}.{a}.pilot.arcsinh.npz")["arr_0"][:n_positions] for b, a in pairs])
         source = f"Roadmap pilot, first {n_positions:,} bins"
     else:

@@ -52,6 +52,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
+EXPERIMENTS = REPO / "experiments"
 WHEELS = REPO / ".whl"
 SITE = Path("/tmp/site")
 DATA = REPO / ".gpu_data" / "roadmap_pilot"
@@ -210,8 +211,8 @@ def step_environment(device: str, out: Path) -> dict:
 
 # ---------------------------------------------------------------------- 3. CUDA tests
 def step_cuda_tests(device: str, out: Path, quick: bool, timeout: float) -> dict:
-    """``pytest -m cuda`` (quick: over test_model.py only); counts from pytest's summary line."""
-    targets = ["test_model.py"] if quick else ["."]
+    """``pytest -m cuda`` (quick: over model/test_model.py only); counts from pytest's summary line."""
+    targets = ["model/test_model.py"] if quick else ["."]
     cmd = [sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO),
            "-p", "no:cacheprovider", "-q", "-m", "cuda", *targets]
     t = time.perf_counter()
@@ -429,7 +430,7 @@ def step_roadmap(device: str, size: dict, tmp: Path, data: Path, deadline: float
                                 f"--prepare-data {data}` here and carry its folder")
     import numpy as np
 
-    sys.path.insert(0, str(BENCH))
+    sys.path.insert(0, str(EXPERIMENTS))
     from roadmap_experiment import average_activity, scores
 
     import epitensor as et
@@ -480,7 +481,7 @@ def prepare_data(folder: Path, bins: int, source: Path | None) -> dict:
     import numpy as np
 
     sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(BENCH))
+    sys.path.insert(0, str(EXPERIMENTS))
     from roadmap_experiment import ROADMAP
 
     from epitensor.datasets.roadmap import ASSAYS, BIOSAMPLES, _file_name

@@ -11,7 +11,7 @@ Examples
 ('assay', 'position')
 """
 
-from . import accessor as _accessor  # noqa: F401  (registers the .epi accessor)
+from . import accessors as _accessors  # noqa: F401  (registers the .epi accessors)
 from . import datasets, evaluation, io, latent
 from .evaluation import Annotations, baselines, cross_validate, cv_folds, evaluate, plot
 from .exceptions import (

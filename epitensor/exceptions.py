@@ -105,3 +105,7 @@ class MissingFilesWarning(UserWarning):
 class ObjectStoreError(StoreNotFoundError):
     """An object store (S3, GCS, MinIO ...) that cannot be reached, read or written: no such
     bucket, wrong credentials or endpoint, or the object-store extra not installed."""
+
+
+class SchedulerError(EpitensorError, ConnectionError):
+    """A Dask scheduler that cannot be reached or used as asked (an address, or no active Client)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -18,7 +19,12 @@ import epitensor as et
 # inherit this), so results compare across processes; tests/test_cpu_kernels.py covers the others.
 os.environ.setdefault("EPITENSOR_CPU_KERNELS", "fp32")
 
-SHARED_DATA = Path(os.environ.get("EPITENSOR_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+#: The repository's root and the tests' fixture files (the tests sit one folder below tests/).
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+
+#: The real data folder: ``$EPITENSOR_DATA`` (what the package and the Makefile use), else ../shared/data.
+SHARED_DATA = Path(os.environ.get("EPITENSOR_DATA") or REPO.parent / "shared" / "data")
 
 
 def shared_path(*parts) -> Path:
@@ -65,6 +71,41 @@ def annotations_dir() -> Path:
 def small_ds(tmp_path):
     """A small synthetic store: 6 biosamples x 4 assays x 20,000 bins, half the tracks observed."""
     return et.datasets.synthetic(tmp_path / "small.zarr", n_biosamples=6, n_assays=4, n_positions=20_000, missing=0.5, seed=3)
+
+
+def store_digest(path) -> dict[str, str]:
+    """Relative path -> sha256 of every file of a store (the strongest 'identical' there is)."""
+    path = Path(path)
+    return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(path.rglob("*")) if f.is_file()}
+
+
+#: Contigs of :func:`tiny_genome` (odd lengths: the last bin and the last chunk of each are partial).
+TINY_CHROMS = {"chr1": 60_013, "chr2": 30_007}
+
+
+@pytest.fixture(scope="session")
+def tiny_genome() -> et.Genome:
+    """Two small contigs of :data:`TINY_CHROMS` in chunks of 1,000 bins."""
+    return et.Genome("test", list(TINY_CHROMS), list(TINY_CHROMS.values()), chunk_bins=1_000)
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory):
+    """A synthetic store of 4 biosamples x 3 assays x 8,000 bins, 30% of the tracks missing.
+
+    Shared by the whole session: read it, never write into it (use ``small_ds`` or a store of
+    your own for that).
+    """
+    path = tmp_path_factory.mktemp("tiny") / "tiny.zarr"
+    return et.datasets.synthetic(path, n_biosamples=4, n_assays=3, n_positions=8_000, missing=0.3, seed=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_store):
+    """An Avocado of 16 nodes in one layer fitted for one epoch on :func:`tiny_store` (do not refit it)."""
+    model = et.Avocado(tiny_store, preset="paper", seed=0, n_nodes=16, n_layers=1, batch_size=1000)
+    model.fit(epochs=1, progress=False)
+    return model
 
 
 class _ForbidCompute:

@@ -179,7 +179,7 @@ class AvocadoConfig:
 #: ``paper``: the published model (default).
 #:
 #: ``small``: for compendia with few biosamples per assay, where the paper's per-position genome
-#: factors memorise the few observations of each position. Evidence (benchmarks/roadmap_experiment.py,
+#: factors memorise the few observations of each position. Evidence (experiments/roadmap_experiment.py,
 #: Roadmap sample, 20 training tracks, first 100,000 bins, the held-out Latin square, MSE averaged over
 #: the five tracks; average-activity baseline 0.1874):
 #:

@@ -1,0 +1,5 @@
+"""``python -m epitensor.cli``: the ``epitensor`` command line."""
+
+from . import main
+
+main()
