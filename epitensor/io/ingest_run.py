@@ -6,11 +6,9 @@ Tests may replace :func:`graph` (it is looked up here on every batch) to watch t
 
 from __future__ import annotations
 
-import os
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
+from ..dask_runner import connect, progress_bar
 from ..store import StoreLocation, TrackArray
 from .ingest_tasks import ingest_chunk, write_piece_record
 from .pieces import chunks_of
@@ -35,33 +33,24 @@ def graph(store, todo, genome):
     return chunk_tasks, record_tasks
 
 
-def _active_client():
-    if "distributed" not in sys.modules:  # no client can exist; importing distributed costs ~1 s
-        return None
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ImportError, ValueError):
-        return None
-
-
 def run(store, todo, genome, *, workers, scheduler, client, progress):
-    """Ingest the pieces ``todo`` into ``store`` (in batches of at most :data:`BATCH_CHUNKS` chunks)."""
+    """Ingest the pieces ``todo`` into ``store`` (in batches of at most :data:`BATCH_CHUNKS` chunks).
+
+    The scheduler is chosen by :func:`epitensor.dask_runner.connect` (``workers`` sizes the local
+    pool); the progress bar counts chunks.
+    """
     if not todo:
         return
-    from tqdm import tqdm
-
-    if client is None and scheduler in (None, "distributed"):
-        client = _active_client()
     total = sum(1 for p in todo for _ in chunks_of(p, genome))
-    with tqdm(total=total, desc="ingest", unit="chunk", disable=not progress) as bar:
+    with progress_bar(total, "ingest", unit="chunk", enabled=progress) as bar, \
+            connect(client, scheduler, workers, local_workers=True) as run_on:
         for batch in _batches(todo, genome):
             chunk_tasks, record_tasks = graph(store, batch, genome)
-            if client is not None:
-                _run_distributed(client, chunk_tasks, record_tasks, bar)
-            else:
-                _run_local(record_tasks, scheduler or "threads", workers, bar)
+            run_on.compute(chunk_tasks + record_tasks, progress=bar, count=_is_chunk)
+
+
+def _is_chunk(key, result) -> bool:
+    return str(key).startswith("ingest-chunk")
 
 
 #: Most chunk tasks in one Dask graph: a genome-wide compendium (thousands of tracks x 3,000
@@ -80,37 +69,3 @@ def _batches(todo, genome):
         size += n
     if batch:
         yield batch
-
-
-def _run_local(record_tasks, scheduler, workers, bar):
-    import dask
-    from dask.callbacks import Callback
-
-    class _Bar(Callback):
-        def _posttask(self, key, result, dsk, state, worker_id):
-            if str(key).startswith("ingest-chunk"):
-                bar.update(1)
-
-    kwargs = {"num_workers": workers} if workers else {}
-    if scheduler == "threads":
-        # our own pool, shut down (waiting for running tasks) before returning or raising, so
-        # nothing is still writing when a failed run cleans up after itself
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, _Bar():
-            dask.compute(*record_tasks, scheduler="threads", pool=pool)
-        return
-    with _Bar():  # the processes scheduler shuts its pool down itself
-        dask.compute(*record_tasks, scheduler=scheduler, **kwargs)
-
-
-def _run_distributed(client, chunk_tasks, record_tasks, bar):
-    from distributed import as_completed
-
-    futures = client.compute(chunk_tasks + record_tasks)
-    first_error = None
-    for future in as_completed(futures):
-        if future.status == "error":
-            first_error = first_error or future
-        elif str(future.key).startswith("ingest-chunk"):
-            bar.update(1)
-    if first_error is not None:
-        first_error.result()  # raises the task's error
