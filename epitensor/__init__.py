@@ -39,8 +39,7 @@ from .integrity import check_store
 from .io import ingest, read_manifest, to_bigwig
 from .regions import Region, parse_region
 from .store import TrackWriter, add_labels, create_store, open_dataset, validate, write_track
-
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401  (the package version)
 
 
 def __getattr__(name):
