@@ -26,7 +26,13 @@ from ..store import (
     sync_metadata,
 )
 from .data import as_labels, training_pairs
-from .genome_factors import check_covered, factors_store, genome_rows, stage2_intervals
+from .genome_factors import (
+    check_covered,
+    factors_store,
+    genome_rows,
+    module_tables,
+    stage2_intervals,
+)
 from .positions import GenomeRows
 
 
@@ -61,7 +67,7 @@ class GenomeScaleMixin:
         pairs = training_pairs(self.training_tracks or None, self.observed_tracks(), self.biosamples, self.assays)
         self.reset_genome_factors(rows)
         data = self._training_data(pairs, rows)
-        return self._train(data, epochs, seed, progress, time_limit, [t.weight for t in self.module.genome_tables()])
+        return self._train(data, epochs, seed, progress, time_limit, module_tables(self.module))
 
     # ------------------------------------------------------------------ the store of stage-2 factors
     @property

@@ -19,8 +19,7 @@ from ..chunks import ChunkFiles
 from ..model.data import training_data
 from ..model.device import resolve_device
 from ..model.frozen import FrozenModel
-from ..model.genome_factors import assemble_tables, with_genome_tables
-from ..model.module import AvocadoModule
+from ..model.genome_factors import assemble_tables, module_tables, with_genome_tables
 from ..model.offsets import average_activity, uses_average
 from ..model.positions import GenomeRows
 from ..model.prediction import predict_rows
@@ -78,10 +77,6 @@ class _TrackOutput:
             self.files.write(b, a, k, values[lo - first : hi - first])
 
 
-def _genome_parameters(module: AvocadoModule):
-    return [t.weight for t in module.genome_tables()]
-
-
 def fit_block(frozen: FrozenModel, path, block: Block, settings: dict) -> dict:
     """Fit the genome factors of ``block`` with everything else frozen; write them and the marker."""
     start = time.perf_counter()
@@ -97,7 +92,7 @@ def fit_block(frozen: FrozenModel, path, block: Block, settings: dict) -> dict:
     data = training_data(raw, frozen.training_model[:, 0], frozen.training_model[:, 1], rows.rows(positions), config,
                          n_assays=frozen.n_assays, device=device, seed=seed, track_names=names,
                          validation_fraction=config.validation_fraction)
-    history, _ = train(module, data, int(settings["epochs"]), config, parameters=_genome_parameters(module),
+    history, _ = train(module, data, int(settings["epochs"]), config, parameters=module_tables(module),
                        device=device, seed=seed, progress=False)
     tables = [t.weight.detach().float().cpu().numpy() for t in module.genome_tables()]
     write_genome_factors(path, rows, tables)
