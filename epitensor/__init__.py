@@ -47,8 +47,7 @@ from .store import (
     validate,
     write_track,
 )
-
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401  (the package version)
 
 
 def __getattr__(name):

@@ -43,7 +43,7 @@ def scores(ds, model, lo: int, hi: int) -> dict:
             pred = imputed[bi, ai, lo:hi]
         else:
             b, a = str(ds.biosample.values[bi]), str(ds.assay.values[ai])
-            pred = model.predict(model._index([b], "biosample"), model._index([a], "assay"), np.arange(lo, hi))[0]
+            pred = model.predict(*model.indices([(b, a)]), np.arange(lo, hi))[0]
         others = np.flatnonzero(obs[:, ai])
         base = ds["signal"].isel(assay=ai, position=slice(lo, hi)).values[others].mean(axis=0)
         model_mse.append(np.mean((pred - truth) ** 2))

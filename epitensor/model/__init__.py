@@ -7,8 +7,8 @@ Examples
 2048
 """
 
+from .avocado import Avocado
 from .config import PRESETS, AvocadoConfig
-from .model import Avocado
 from .module import AvocadoModule
 from .positions import GenomeRows
 

@@ -71,7 +71,7 @@ class AvocadoConfig:
         Use the linearity of the first Dense layer: project the biosample and assay tables through
         their slice of its weights once per step and gather the projected rows per sample. Same
         function, fewer FLOPs. "auto": on for CUDA, off on CPU (there the per-sample gather-add
-        and its scatter-add backward measured slower than the FLOPs saved: 1.7x slower at 2 x 2048).
+        and its scatter-add backward cost more than the FLOPs saved; see benchmarks/bench_training.py).
     autocast : bool or "auto", default "auto"
         bf16 autocast of the network; "auto": on for CUDA, and on CPU what ``cpu_kernels`` chooses.
         ``True`` on CPU is ``cpu_kernels="bf16"``.
@@ -179,19 +179,9 @@ class AvocadoConfig:
 #: ``paper``: the published model (default).
 #:
 #: ``small``: for compendia with few biosamples per assay, where the paper's per-position genome
-#: factors memorise the few observations of each position. Evidence (experiments/roadmap_experiment.py,
-#: Roadmap sample, 20 training tracks, first 100,000 bins, the held-out Latin square, MSE averaged over
-#: the five tracks; average-activity baseline 0.1874):
-#:
-#: - 2 x 256 network, 8/16/16 genome factors, 30 epochs: network alone 0.1767 (-5.7%); averaged with
-#:   the baseline (``baseline_weight=0.5``) 0.1711 (-8.7%, Pearson r better on 4 of 5 tracks);
-#:   60 epochs: alone 0.1907 (+1.7%, overfits), averaged 0.1702 (-9.2%, r better on 4 of 5).
-#: - same with the paper's 25/40/45 genome factors, 30 epochs: alone 0.1831, averaged 0.1746 (-6.8%).
-#: - modelling the residual from the average activity overfitted (0.303 alone); L2 on the genome
-#:   factors gave no gain within the budget.
-#:
-#: Early stopping here watches 5% of the observed entries, which keeps improving while held-out
-#: tracks get worse (an optimistic proxy); ``preset="auto"`` validates on whole held-out tracks instead.
+#: factors memorise the few observations of each position (the evidence, measured on the Roadmap
+#: sample by benchmarks/roadmap_experiment.py, is in the notes of benchmarks/bench_training.py).
+#: ``preset="auto"`` validates on whole held-out tracks rather than on random entries.
 PRESETS: dict[str, dict] = {
     "paper": {},
     "small": {

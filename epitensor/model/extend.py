@@ -33,6 +33,7 @@ import xarray as xr
 from torch import nn
 from torch.nn import functional as F
 
+from ..arguments import check_integer, check_seconds, check_seed
 from ..exceptions import LabelError, ModelError, StoreNotFoundError
 from ..genome import Genome
 from ..store import (
@@ -44,8 +45,7 @@ from ..store import (
     store_path,
     write_track,
 )
-from .offsets import leave_one_out_mean
-from .training import build_training_data, train
+from .data import training_data
 
 MODES = ("freeze", "fine-tune")
 
@@ -104,116 +104,142 @@ def only_new_rows(module: nn.Module, n_old: dict[str, int]):
             p.requires_grad_(True)
 
 
-def extend_model(model, ds, *, biosamples=None, assays=None, tracks=None, mode: str = "freeze", epochs: int = 50,
-                 progress: bool = True, seed: int | None = None, time_limit: float | None = None) -> pd.DataFrame:
-    """Append new biosamples and/or assays to a trained model and fit them.
+class ExtensionMixin:
+    """:meth:`add_biosamples` and :meth:`add_assays` of :class:`~epitensor.Avocado` (freeze or fine-tune)."""
 
-    Parameters
-    ----------
-    model : Avocado
-        A trained model (changed in place).
-    ds : xarray.Dataset or path
-        Store holding the new tracks: the model's store grown with the new labels, or another store
-        with the same genome.
-    biosamples, assays : str, list of str or None
-        New labels to add, taken from ``ds``. ``None``: every label of ``ds`` the model lacks;
-        ``[]``: none of that kind.
-    tracks : list of (biosample, assay), optional
-        Observed tracks of ``ds`` to fit on (default: every observed track of ``ds`` that involves a
-        new label and whose other label the model knows or gains).
-    mode : {"freeze", "fine-tune"}, default "freeze"
-        Fit only the new rows (old parameters bit-identical), or train everything on old + new tracks.
-    epochs : int, default 50
-        Passes over the training region.
-    progress : bool, default True
-        tqdm bar over epochs.
-    seed : int, optional
-        Sampler seed (default: the model's seed plus the epochs already trained).
-    time_limit : float, optional
-        Stop after the epoch during which this many seconds have passed.
+    def add_biosamples(self, ds, biosamples=None, *, assays=(), tracks=None, mode: str = "freeze", epochs: int = 50,
+                       progress: bool = True, seed: int | None = None, time_limit: float | None = None) -> pd.DataFrame:
+        """Append new biosamples (and, with ``assays=``, new assays) to this trained model and fit them.
 
-    Returns
-    -------
-    pandas.DataFrame
-        The training history of this call (also appended to ``model.history``).
+        ``mode="freeze"`` fits only the new rows on the training region (every existing parameter
+        and imputation stays bit-identical); ``mode="fine-tune"`` then trains all parameters on the
+        old and new tracks. ``epochs=0`` appends the rows at their initial values (a baseline).
 
-    Raises
-    ------
-    ModelError
-        The model was never trained, an unknown mode, a new label without observed track, a track
-        that cannot be used, or a track that would overwrite one of the model's store.
-    LabelError
-        A label the model already has, or a label ``ds`` lacks.
-    GenomeError
-        ``ds`` has another genome than the model.
+        Parameters
+        ----------
+        ds : xarray.Dataset or path
+            Store holding the new tracks: the model's store grown with the new labels, or another store
+            with the same genome.
+        biosamples, assays : str, list of str or None
+            New labels to add, taken from ``ds``. ``None``: every label of ``ds`` the model lacks;
+            ``[]``: none of that kind.
+        tracks : list of (biosample, assay), optional
+            Observed tracks of ``ds`` to fit on (default: every observed track of ``ds`` that involves a
+            new label and whose other label the model knows or gains).
+        mode : {"freeze", "fine-tune"}, default "freeze"
+            Fit only the new rows (old parameters bit-identical), or train everything on old + new tracks.
+        epochs : int, default 50
+            Passes over the training region.
+        progress : bool, default True
+            tqdm bar over epochs.
+        seed : int, optional
+            Sampler seed (default: the model's seed plus the epochs already trained).
+        time_limit : float, optional
+            Stop after the epoch during which this many seconds have passed.
 
-    Examples
-    --------
-    >>> model.add_biosamples(new_ds, mode="freeze", epochs=20)  # doctest: +SKIP
-    """
-    if mode not in MODES:
-        raise ModelError(f"mode must be one of {MODES}, got {mode!r} (to retrain from scratch, fit a new Avocado)")
-    if not len(model.fitted_positions):
-        raise ModelError("cannot add biosamples or assays to a model that was never trained; train it first with "
-                         "model.fit(region=..., epochs=...), or fit a new model on every track")
-    source = ds if isinstance(ds, xr.Dataset) else open_dataset(ds)
-    Genome.from_attrs(source.attrs).check_same(model.genome, "the genome of the new tracks' store and the model's genome")
-    new_b = _new_labels(model.biosamples, source, biosamples, "biosample")
-    new_a = _new_labels(model.assays, source, assays, "assay")
-    if not new_b and not new_a:
-        raise LabelError(f"nothing to add: the store {_describe(source)} has no biosample or assay the model lacks; "
-                         "labels are appended, so new tracks need new labels")
-    pairs = _new_tracks(model, source, new_b, new_a, tracks)
-    model._ds = _bring_into_model_store(model, source, new_b, new_a, pairs)
-    n_old = {"biosample": len(model.biosamples), "assay": len(model.assays)}
-    with torch.random.fork_rng(devices=[]):
-        if model.seed is not None:
-            torch.manual_seed(model.seed + 2 + len(model.history))
-        model.module.extend_table("biosample", len(new_b))
-        model.module.extend_table("assay", len(new_a))
-    model.biosamples = [*model.biosamples, *new_b]
-    model.assays = [*model.assays, *new_a]
-    model._optimizer = None
-    old_tracks = list(model.training_tracks)
-    data_pairs = pairs if mode == "freeze" else [*old_tracks, *pairs]
-    try:
-        data = _training_data(model, data_pairs, old_tracks, residual_loo=mode == "fine-tune")
-    except Exception:  # e.g. non-finite values: leave the model as it was
-        _drop_new_rows(model, n_old)
-        raise
-    seed = seed if seed is not None else (None if model.seed is None else model.seed + len(model.history))
-    kw = dict(device=model.device, seed=seed, progress=progress, epoch_offset=len(model.history),
-              time_limit=time_limit)
-    # the average activity of old assays keeps its tracks under freeze (old imputations stay identical);
-    # a new assay's average activity is that of its new tracks
-    model.training_tracks = data_pairs if mode == "fine-tune" else [*old_tracks, *[p for p in pairs if p[1] in new_a]]
-    try:
-        if mode == "freeze":
-            with only_new_rows(model.module, n_old) as params:
-                hist, _ = train(model.module, data, int(epochs), model.config, parameters=params, **kw)
-        else:
-            hist, _ = train(model.module, data, int(epochs), model.config, **kw)
-    except ModelError as err:
-        model._append_history(getattr(err, "history", pd.DataFrame()))
-        raise
-    if len(hist):
-        hist.insert(1, "stage", f"add ({mode})")
-    model._append_history(hist)
-    return hist
+        Returns
+        -------
+        pandas.DataFrame
+            The training history of this call (also appended to ``model.history``).
 
+        Raises
+        ------
+        ModelError
+            The model was never trained, an unknown mode, a new label without observed track, a track
+            that cannot be used, or a track that would overwrite one of the model's store.
+        LabelError
+            A label the model already has, or a label ``ds`` lacks.
+        GenomeError
+            ``ds`` has another genome than the model.
 
-def _drop_new_rows(model, n_old: dict[str, int]) -> None:
-    """Undo the label and table growth of a failed extension (old rows are kept bit for bit)."""
-    model.biosamples = model.biosamples[: n_old["biosample"]]
-    model.assays = model.assays[: n_old["assay"]]
-    for kind, n in n_old.items():
-        weight = getattr(model.module, kind).weight.detach()[:n].clone()
-        setattr(model.module, kind, nn.Embedding.from_pretrained(weight, freeze=False))
+        Examples
+        --------
+        >>> model.add_biosamples(new_ds, mode="freeze", epochs=20)          # doctest: +SKIP
+        >>> model.impute(biosample="E065", assay="H3K27me3", region="pilot")  # doctest: +SKIP
+        """
+        return self._extend(ds, biosamples, assays, tracks, mode, epochs, progress, seed, time_limit)
 
+    def add_assays(self, ds, assays=None, *, biosamples=(), tracks=None, mode: str = "freeze", epochs: int = 50,
+                   progress: bool = True, seed: int | None = None, time_limit: float | None = None) -> pd.DataFrame:
+        """Append new assays (and, with ``biosamples=``, new biosamples) to this trained model and fit them.
 
-def training_positions(model) -> np.ndarray:
-    """Genome-wide positions new rows are fitted on: the model's training region (stage 1)."""
-    return model.fitted_positions.positions
+        The parameters are those of :meth:`add_biosamples`.
+
+        Examples
+        --------
+        >>> model.add_assays(new_ds, mode="fine-tune", epochs=10)  # doctest: +SKIP
+        """
+        return self._extend(ds, biosamples, assays, tracks, mode, epochs, progress, seed, time_limit)
+
+    def _extend(self, ds, biosamples, assays, tracks, mode, epochs, progress, seed, time_limit) -> pd.DataFrame:
+        """Append the new labels' rows and fit them (the work of :meth:`add_biosamples` / :meth:`add_assays`)."""
+        epochs, seed, time_limit = check_integer(epochs, "epochs", 0), check_seed(seed), check_seconds(time_limit)
+        if mode not in MODES:
+            raise ModelError(f"mode must be one of {MODES}, got {mode!r} (to retrain from scratch, fit a new Avocado)")
+        if not len(self.fitted_positions):
+            raise ModelError("cannot add biosamples or assays to a model that was never trained; train it first with "
+                             "model.fit(region=..., epochs=...), or fit a new model on every track")
+        source = ds if isinstance(ds, xr.Dataset) else open_dataset(ds)
+        Genome.from_attrs(source.attrs).check_same(self.genome, "the genome of the new tracks' store and the model's genome")
+        new_b = _new_labels(self.biosamples, source, biosamples, "biosample")
+        new_a = _new_labels(self.assays, source, assays, "assay")
+        if not new_b and not new_a:
+            raise LabelError(f"nothing to add: the store {_describe(source)} has no biosample or assay the model lacks; "
+                             "labels are appended, so new tracks need new labels")
+        pairs = _new_tracks(self, source, new_b, new_a, tracks)
+        self._ds = _bring_into_model_store(self.dataset, source, new_b, new_a, pairs, self.genome)
+        n_old = {"biosample": len(self.biosamples), "assay": len(self.assays)}
+        with torch.random.fork_rng(devices=[]):
+            if self.seed is not None:
+                torch.manual_seed(self.seed + 2 + len(self.history))
+            self.module.extend_table("biosample", len(new_b))
+            self.module.extend_table("assay", len(new_a))
+        self.biosamples = [*self.biosamples, *new_b]
+        self.assays = [*self.assays, *new_a]
+        self._optimizer = None
+        old_tracks = list(self.training_tracks)
+        data_pairs = pairs if mode == "freeze" else [*old_tracks, *pairs]
+        try:
+            data = self._extension_data(data_pairs, old_tracks, residual_loo=mode == "fine-tune")
+        except Exception:  # e.g. non-finite values: leave the model as it was
+            self._drop_new_rows(n_old)
+            raise
+        # the average activity of old assays keeps its tracks under freeze (old imputations stay identical);
+        # a new assay's average activity is that of its new tracks
+        self.training_tracks = data_pairs if mode == "fine-tune" else [*old_tracks, *[p for p in pairs if p[1] in new_a]]
+        stage = f"add ({mode})"
+        if mode == "fine-tune":
+            return self._train(data, epochs, seed, progress, time_limit, keep_optimizer=False, stage=stage)
+        with only_new_rows(self.module, n_old) as params:
+            return self._train(data, epochs, seed, progress, time_limit, params, stage=stage)
+
+    def _drop_new_rows(self, n_old: dict[str, int]) -> None:
+        """Undo the label and table growth of a failed extension (old rows are kept bit for bit)."""
+        self.biosamples = self.biosamples[: n_old["biosample"]]
+        self.assays = self.assays[: n_old["assay"]]
+        for kind, n in n_old.items():
+            weight = getattr(self.module, kind).weight.detach()[:n].clone()
+            setattr(self.module, kind, nn.Embedding.from_pretrained(weight, freeze=False))
+
+    def _extension_data(self, pairs, baseline_tracks, residual_loo: bool):
+        """Training tensors of ``pairs`` over the training region, rows of the model's genome tables.
+
+        With a residual config the targets are differences from the average activity: leave-one-out
+        over ``pairs`` (``residual_loo``, as :meth:`fit` does), or, for tracks of assays the model
+        already had, the mean of that assay's ``baseline_tracks`` (what imputation adds back).
+        """
+        positions = self.fitted_positions.positions
+        values = self.read_tracks(pairs, positions)
+        b, a = self.indices(pairs)
+        known = None
+        if self.config.residual and not residual_loo:
+            old = np.array([p[1] in {t[1] for t in baseline_tracks} for p in pairs])
+            if old.any():
+                uniq, inv = np.unique(a[old], return_inverse=True)
+                known = (old, self.average_activity([self.assays[i] for i in uniq], positions)[inv])
+        return training_data(values, b, a, self.fitted_positions.rows(positions), self.config, n_assays=len(self.assays),
+                             device=self.device, seed=self.seed or 0, track_names=[f"{p[0]}/{p[1]}" for p in pairs],
+                             validation_fraction=self.config.validation_fraction, known_average=known)
 
 
 # ---------------------------------------------------------------------- labels and tracks
@@ -269,19 +295,19 @@ def _same_store(a: xr.Dataset, b: xr.Dataset) -> bool:
         return a is b
 
 
-def _bring_into_model_store(model, source: xr.Dataset, new_b, new_a, pairs) -> xr.Dataset:
-    """The model's dataset after extension: ``source`` itself when it is the model's (grown) store;
+def _bring_into_model_store(own: xr.Dataset, source: xr.Dataset, new_b, new_a, pairs, genome: Genome) -> xr.Dataset:
+    """The model's dataset ``own`` after extension: ``source`` itself when it is the model's (grown) store;
     otherwise the model's store with the new labels appended and the new tracks copied into it."""
-    if _same_store(model._ds, source):
+    if _same_store(own, source):
         return source
     try:
-        path = store_path(model._ds)
+        path = store_path(own)
     except StoreNotFoundError:
         raise ModelError("the model's dataset is not a store on disk, so the new labels cannot be added to it; build "
                          "the model on a store (epitensor.open_dataset(path))") from None
     root = open_group(path, mode="r+")
     have_b, have_a = set(root["biosample"][:].tolist()), set(root["assay"][:].tolist())
-    observed = model._ds["observed"]
+    observed = own["observed"]
     clash = [p for p in pairs if p[0] in have_b and p[1] in have_a
              and bool(observed.sel(biosample=p[0], assay=p[1]))]
     if clash:
@@ -291,7 +317,7 @@ def _bring_into_model_store(model, source: xr.Dataset, new_b, new_a, pairs) -> x
     add_a = {a: str(source.assay_category.sel(assay=a).values) for a in new_a if a not in have_a}
     if add_b or add_a:
         add_labels(path, biosamples=add_b or None, assays=add_a or None)
-    _copy_tracks(source, path, pairs, model.genome)
+    _copy_tracks(source, path, pairs, genome)
     return open_dataset(path)
 
 
@@ -303,30 +329,4 @@ def _copy_tracks(source: xr.Dataset, path: Path, pairs, genome: Genome) -> None:
             write_track(path, b, a, read_tracks(source["signal"], [(b, a)], range(lo, hi))[0], contig)
 
 
-# ---------------------------------------------------------------------- training data
-def _training_data(model, pairs, baseline_tracks, residual_loo: bool):
-    """Training tensors of ``pairs`` over the training region, rows of the model's genome tables.
-
-    With a residual config the targets are differences from the average activity: leave-one-out
-    over ``pairs`` (``residual_loo``, as :meth:`Avocado.fit` does), or, for tracks of assays the
-    model already had, the mean of that assay's ``baseline_tracks`` (what imputation adds back).
-    """
-    positions = training_positions(model)
-    values = model.read_tracks(pairs, positions)
-    b = model._index([p[0] for p in pairs], "biosample")
-    a = model._index([p[1] for p in pairs], "assay")
-    if model.config.residual and np.isfinite(values).all():
-        baseline = leave_one_out_mean(values, a, len(model.assays))
-        if not residual_loo:
-            known = {t[1] for t in baseline_tracks}
-            old = np.array([p[1] in known for p in pairs])
-            if old.any():
-                uniq, inv = np.unique(a[old], return_inverse=True)
-                baseline[old] = model._average_activity(uniq, positions)[inv]
-        values = values - baseline
-    return build_training_data(values, b, a, model.fitted_positions.rows(positions), device=model.device,
-                               validation_fraction=model.config.validation_fraction, seed=model.seed or 0,
-                               track_names=[f"{p[0]}/{p[1]}" for p in pairs])
-
-
-__all__ = ["MODES", "extend_model", "only_new_rows", "training_positions"]
+__all__ = ["MODES", "ExtensionMixin", "only_new_rows"]

@@ -6,6 +6,8 @@ block workers call these functions.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from .config import AvocadoConfig
@@ -42,3 +44,40 @@ def combine_with_average(pred: np.ndarray, average: np.ndarray, config: AvocadoC
     if not (config.residual or w > 0):
         return pred
     return (1 - w) * (pred + average if config.residual else pred) + w * average
+
+
+def uses_average(config: AvocadoConfig) -> bool:
+    """Whether imputations add the average activity (``residual`` or ``baseline_weight`` > 0)."""
+    return bool(config.residual or config.baseline_weight > 0)
+
+
+def offset_pairs(config: AvocadoConfig, training_tracks, assays) -> list[tuple[str, str]]:
+    """The training tracks (in their order) whose mean is the average activity of ``assays``.
+
+    Examples
+    --------
+    >>> offset_pairs(AvocadoConfig(residual=True), [("A", "x"), ("B", "x"), ("A", "y")], ["x", "y"])
+    [('A', 'x'), ('B', 'x')]
+    """
+    counts = Counter(a for _, a in training_tracks)
+    wanted = set(assays)
+    return [(b, a) for b, a in training_tracks if a in wanted and offset_applies(config, counts[a])]
+
+
+def average_activity(values: np.ndarray, track_assay: np.ndarray, assays, config: AvocadoConfig) -> np.ndarray:
+    """Mean of the training tracks of each of ``assays`` (table rows): ``(len(assays), n_positions)``.
+
+    ``values`` holds the training tracks (rows), ``track_assay`` the assay row of each; an assay
+    whose offset does not apply (:func:`offset_applies`) gets zeros.
+
+    Examples
+    --------
+    >>> average_activity(np.array([[1.0], [3.0]]), np.array([0, 0]), [0, 1], AvocadoConfig()).ravel().tolist()
+    [2.0, 0.0]
+    """
+    out = np.zeros((len(assays), values.shape[1]), dtype=np.float32)
+    for k, a in enumerate(assays):
+        sel = track_assay == a
+        if offset_applies(config, int(sel.sum())):
+            out[k] = values[sel].mean(axis=0)
+    return out

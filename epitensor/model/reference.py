@@ -327,8 +327,8 @@ def import_reference(cls, json_path, h5_path, ds, *, region=None, transform: str
     # float32 everywhere, as the reference predicts: bf16 autocast (the "auto" choice on CUDA) would not match it
     model = cls(ds, preset="paper", device=device, seed=seed, biosamples=ref["celltypes"], assays=ref["assays"],
                 autocast=False, **options)
+    model.reset_genome_factors(rows)
     module = model.module
-    module.set_genome_tables(rows.n_rows)
     with torch.no_grad():
         for name, table in EMBEDDINGS.items():
             weight = getattr(module, table).weight
@@ -338,7 +338,6 @@ def import_reference(cls, json_path, h5_path, ds, *, region=None, transform: str
             kernel, bias = weights[name]
             linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
             linear.bias.copy_(torch.from_numpy(bias))
-    model._rows = rows
     model.training_tracks = ref["experiments"]
     return model
 

@@ -1,10 +1,12 @@
 """Genome scale: stage-2 genome factors and imputation block by block, resumable, on Dask.
 
 The user-facing entry points are :meth:`epitensor.Avocado.fit_genome` and
-:meth:`epitensor.Avocado.impute_genome`; this package holds the block planner
-(:mod:`~epitensor.scale.blocks`), the completion markers (:mod:`~epitensor.scale.markers`), the
-worker-side task bodies (:mod:`~epitensor.scale.worker`) and the Dask runner
-(:mod:`~epitensor.scale.runner`).
+:meth:`epitensor.Avocado.impute_genome`, which call :mod:`~epitensor.scale.stage2`; this package
+also holds the block planner (:mod:`~epitensor.scale.blocks`, exported here), the completion
+markers (:mod:`~epitensor.scale.markers`), the worker-side task bodies
+(:mod:`~epitensor.scale.worker`) and the Dask runner (:mod:`~epitensor.scale.runner`). Only the
+planner is imported with the package, so that the model can read stage-2 factors without loading
+the driver.
 
 Examples
 --------
@@ -15,7 +17,5 @@ Examples
 """
 
 from .blocks import Block, block_bins, group_blocks, plan_blocks
-from .stage2 import fit_genome, impute_genome, resolve_pairs
-from .worker import FrozenModel
 
-__all__ = ["Block", "FrozenModel", "block_bins", "fit_genome", "group_blocks", "impute_genome", "plan_blocks", "resolve_pairs"]
+__all__ = ["Block", "block_bins", "group_blocks", "plan_blocks"]

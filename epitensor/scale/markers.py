@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..store import prepare_records, read_records, remove_record, write_record
+from ..store import GROUP, KINDS, marker_ranges, prepare_records, remove_record, write_record
 from .blocks import Block
-
-GROUP = "genome_fit"
-KINDS = ("factors", "imputed")
 
 
 def prepare_markers(path) -> None:
@@ -32,14 +29,7 @@ def write_marker(path, kind: str, block: Block, attrs: dict) -> None:
 
 def read_markers(path, kind: str) -> dict[Block, dict]:
     """Every readable marker of ``kind``: block -> attributes (unreadable markers are left out)."""
-    out = {}
-    for name, attrs in read_records(path, f"{GROUP}/{kind}", as_groups=True).items():
-        try:
-            first, end = (int(x) for x in name.split("-"))
-        except ValueError:
-            continue  # not a block's marker
-        out[Block(first, end)] = attrs
-    return out
+    return {Block(first, end): attrs for (first, end), attrs in marker_ranges(path, kind).items()}
 
 
 def remove_marker(path, kind: str, block: Block) -> None:
@@ -65,35 +55,3 @@ def finished(path, kind: str, blocks: list[Block], key: str) -> tuple[set[Block]
         if overlaps and m not in done:
             stale.append(m)
     return done, stale
-
-
-class Intervals:
-    """Sorted, disjoint ``[first, end)`` ranges with a fast membership test (no per-position array).
-
-    Examples
-    --------
-    >>> iv = Intervals([(0, 10), (20, 30)])
-    >>> iv.covers([5, 15, 29]).tolist()
-    [True, False, True]
-    """
-
-    def __init__(self, ranges):
-        ranges = sorted((int(a), int(b)) for a, b in ranges)
-        self.starts = np.array([a for a, _ in ranges], dtype=np.int64)
-        self.ends = np.array([b for _, b in ranges], dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def covers(self, positions) -> np.ndarray:
-        positions = np.asarray(positions, dtype=np.int64)
-        if not len(self.starts):
-            return np.zeros(positions.shape, dtype=bool)
-        i = np.searchsorted(self.starts, positions, side="right") - 1
-        return (i >= 0) & (positions < self.ends[np.clip(i, 0, None)])
-
-
-def fitted_intervals(path, fingerprint: str) -> Intervals:
-    """Positions whose genome factors were fitted in the store for the model ``fingerprint``."""
-    markers = read_markers(path, "factors")
-    return Intervals([(b.first, b.end) for b, a in markers.items() if a.get("model") == fingerprint])

@@ -22,6 +22,9 @@ import uuid
 
 import torch
 
+from ..arguments import check_integer
+from ..exceptions import ModelError
+from ..model.device import parse_device
 from ..store import StoreLocation
 
 LOCAL_SCHEDULERS = ("threads", "synchronous", "sync", "single-threaded")
@@ -34,9 +37,6 @@ def check_run_options(scheduler=None, workers=None, resources=None, device="auto
     ``"host:8786"``); ``workers`` and ``torch_threads`` positive integers; ``resources`` a dict;
     ``device`` one torch knows.
     """
-    from ..exceptions import ModelError
-    from ..model.model import check_integer, parse_device
-
     if scheduler is not None and not (isinstance(scheduler, str) and (scheduler in LOCAL_SCHEDULERS or ":" in scheduler)):
         raise ModelError(f"unknown scheduler {scheduler!r}; use one of {list(LOCAL_SCHEDULERS)} or a distributed "
                          "scheduler address such as 'tcp://host:8786'")

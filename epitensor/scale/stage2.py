@@ -4,8 +4,7 @@ With the network and the biosample/assay factors frozen, 5-kbp-aligned blocks ar
 :func:`fit_genome` plans the blocks of a region, skips those the store records as finished, ships
 the frozen model to the workers once and runs one task per chunk-disjoint group of blocks.
 :func:`impute_genome` writes imputations of any set of (biosample, assay) pairs block by block.
-:func:`resolve_genome_rows` lets the model impute anywhere it has genome factors: in the store
-(stage-2 blocks) or in the model (the stage-1 training region).
+The model reads the factors these runs write when it predicts (:mod:`epitensor.model.genome_factors`).
 """
 
 from __future__ import annotations
@@ -18,15 +17,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..exceptions import BlockError, ModelError, RegionError, StoreNotFoundError
-from ..model.model import check_integer, check_seed
+from ..arguments import check_integer, check_seed
+from ..exceptions import BlockError, ModelError, RegionError
+from ..model.data import check_store_tracks, pair_indices
+from ..model.frozen import FrozenModel
+from ..model.genome_factors import module_tables
+from ..model.persistence import check_compatible
 from ..model.positions import GenomeRows
 from ..store import (
-    StoreLocation,
     add_track_variable,
     check_precision,
     check_track_chunks,
-    label_index,
+    fitted_intervals,
     open_dataset,
     open_group,
     parse_precision,
@@ -36,18 +38,14 @@ from ..store import (
     write_genome_factors,
 )
 from .blocks import Block, describe_blocks, group_blocks, plan_blocks
-from .factors import assemble_tables, model_source, with_genome_tables
 from .markers import (
-    GROUP,
-    Intervals,
     finished,
-    fitted_intervals,
     prepare_markers,
     read_markers,
     remove_marker,
 )
 from .runner import check_run_options, run_tasks
-from .worker import FrozenModel, fingerprint, fit_blocks, impute_blocks
+from .worker import fit_blocks, impute_blocks
 
 _COLUMNS = ["block", "region", "first", "end", "n_positions", "status", "epochs", "loss", "val_mse", "fit_seconds",
             "n_predictions", "impute_seconds", "error"]
@@ -60,14 +58,13 @@ def _hash(*parts) -> str:
 
 def _open_store(model, store):
     """The store path and its opened dataset, checked against the model's labels and genome."""
-    from ..model.model import check_compatible
-
-    if store is None and "signal" in model._ds and store_source(model._ds["signal"]) is None:
+    own = model.dataset
+    if store is None and "signal" in own and store_source(own["signal"]) is None:
         raise ModelError(
             "stage-2 workers read the tracks from a store, and the dataset this model was given is not an "
             "unmodified selection of one (arithmetic, new labels or in-memory values); write it to a store "
             "(ds.to_zarr(path), then epitensor.open_dataset(path)) or pass store=path to use that store's tracks")
-    path = store_path(model._ds) if store is None else store_path(store)
+    path = store_path(own) if store is None else store_path(store)
     check_track_chunks(open_group(path), path)
     ds = open_dataset(path)
     check_compatible({"biosample": model.biosamples, "assay": model.assays}, model.genome.to_attrs(), ds)
@@ -88,32 +85,8 @@ def resolve_pairs(model, ds, pairs) -> tuple[np.ndarray, np.ndarray, list[tuple[
                   if pairs == "all" or not obs[i, j]]
     else:
         labels = [(str(b), str(a)) for b, a in pairs]
-    b, a = [p[0] for p in labels], [p[1] for p in labels]
-    store = np.stack([label_index(ds.biosample.values, b, "biosample"), label_index(ds.assay.values, a, "assay")], axis=1) \
-        if labels else np.zeros((0, 2), dtype=np.int64)
-    own = np.stack([model._index(b, "biosample"), model._index(a, "assay")], axis=1) if labels else np.zeros((0, 2), dtype=np.int64)
-    return store.astype(np.int64), own.astype(np.int64), labels
-
-
-def check_training_tracks(ds, tracks, what: str) -> None:
-    """Raise ModelError naming the (biosample, assay) ``tracks`` that the store ``ds`` does not hold.
-
-    ``what`` says what reads them. Used before any write by stage 2 (which reads every training track
-    in every block) and by imputation with the average-activity offset (which reads the training
-    tracks of the imputed assays): without them the results would silently be NaN.
-    """
-    if not tracks:
-        return
-    obs = ds["observed"]
-    store_b, store_a = {str(x) for x in ds.biosample.values}, {str(x) for x in ds.assay.values}
-    missing = [(b, a) for b, a in tracks if b not in store_b or a not in store_a
-               or not bool(obs.sel(biosample=b, assay=a).values)]
-    if missing:
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        source = ds.attrs.get("source")
-        raise ModelError(f"the store{f' {source}' if source else ''} does not hold the model's training track(s) "
-                         f"{missing[:5]}{more}, which {what} reads; use the store the model was trained on (or one "
-                         "holding these tracks)")
+    store = pair_indices(labels, ds.biosample.values, ds.assay.values)
+    return store, pair_indices(labels, model.biosamples, model.assays), labels
 
 
 def _report(records: list[dict], genome) -> pd.DataFrame:
@@ -145,9 +118,8 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
                precision=None) -> pd.DataFrame:
     """Fit genome factors block by block with the network and biosample/assay factors frozen.
 
-    See :meth:`epitensor.Avocado.fit_genome` (which calls this) for the parameters.
+    The parameters are those of :meth:`epitensor.Avocado.fit_genome`, which calls this.
     """
-    model._check_fitted()
     epochs = check_integer(epochs, "epochs", 0)
     seed = (model.seed or 0) if seed is None else check_seed(seed)
     check_run_options(scheduler, workers, resources, device, torch_threads)
@@ -155,7 +127,7 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
     genome = model.genome
     blocks = plan_blocks(region, genome, block_size)
     frozen = FrozenModel.from_model(model, ds.biosample.values, ds.assay.values)
-    check_training_tracks(ds, model.training_tracks, "stage 2 (in every block)")
+    check_store_tracks(ds, model.training_tracks, "stage 2 (in every block)")
     key = _hash("fit", frozen.fingerprint, epochs, seed)
     pairs = None
     if write_imputed is not False and write_imputed is not None:
@@ -210,7 +182,7 @@ def fit_genome(model, store=None, region=None, block_size="1Mb", epochs: int = 2
     worked = {r["block"] for r in records}
     records += [{"block": b.name, "first": b.first, "end": b.end, "n_positions": b.n_positions, "status": "finished before"}
                 for b in blocks if b.name not in worked]
-    model._genome_store = path
+    model.record_genome_store(path)
     sync_metadata(path)  # the blocks' completion markers
     report = _report(records, genome)
     report.attrs["plan"] = plan
@@ -225,9 +197,8 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
                   precision=None) -> pd.DataFrame:
     """Write imputations of ``pairs`` into the store's ``imputed`` variable, block by block.
 
-    See :meth:`epitensor.Avocado.impute_genome` for the parameters.
+    The parameters are those of :meth:`epitensor.Avocado.impute_genome`, which calls this.
     """
-    model._check_fitted()
     check_run_options(scheduler, workers, resources, device, torch_threads)
     path, ds = _open_store(model, store)
     genome = model.genome
@@ -243,8 +214,9 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
     if not len(store_p):
         raise ModelError(f"no (biosample, assay) pair to impute for pairs={pairs!r}")
     check_imputed_precision(path, precision)
-    model._check_offset_tracks(ds, sorted({a for _, a in labels}))
-    rows, tables = model_source(model)
+    check_store_tracks(ds, model.offset_tracks(sorted({a for _, a in labels})),
+                       "imputing with this model's average-activity offset")
+    rows, tables = model.fitted_positions, module_tables(model.module)
     shipped, uncovered = {}, []
     for b in blocks:
         pos = b.positions()
@@ -283,7 +255,7 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
                         progress=progress, path=path, desc="imputing blocks") if groups else []
     records += [{"block": b.name, "first": b.first, "end": b.end, "n_positions": b.n_positions, "status": "finished before"}
                 for b in done]
-    model._genome_store = path
+    model.record_genome_store(path)
     sync_metadata(path)  # the blocks' completion markers
     report = _report(records, genome)
     report.attrs["plan"] = plan
@@ -303,103 +275,3 @@ def check_imputed_precision(path, precision) -> None:
 def impute_key(model_fingerprint: str, store_pairs: np.ndarray, fit_key: str) -> str:
     """Run key of a block's imputations: the model, the pairs, and the provenance of its factors."""
     return _hash("impute", model_fingerprint, np.asarray(store_pairs).tolist(), fit_key)
-
-
-# ---------------------------------------------------------------------- the model's view of stage-2 factors
-def genome_store(model):
-    """The store holding the model's stage-2 genome factors (the last one fitted, else its own), or None."""
-    path = getattr(model, "_genome_store", None)
-    if path is None:
-        try:
-            path = store_path(model._ds)
-        except StoreNotFoundError:
-            return None
-    if isinstance(path, StoreLocation):
-        return path if path.exists(f"{GROUP}/factors/zarr.json") else None
-    return path if (path / GROUP / "factors").is_dir() else None
-
-
-def model_fingerprint(model) -> str:
-    """Fingerprint of the model's frozen part (cached until a parameter changes in place)."""
-    params = [p for name, p in model.module.named_parameters()]
-    version = tuple((id(p), p._version) for p in params)
-    cached = getattr(model, "_fingerprint_cache", None)
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    from ..model.module import GENOME_TABLES
-
-    state = {k: v.detach().float().cpu().numpy() for k, v in model.module.state_dict().items()
-             if k.split(".")[0] not in GENOME_TABLES}
-    fp = fingerprint(model.config.to_dict(), state)
-    model._fingerprint_cache = (version, fp)
-    return fp
-
-
-def stage2_intervals(model) -> Intervals:
-    """Positions with stage-2 genome factors of this model in its genome store."""
-    path = genome_store(model)
-    if path is None:
-        return Intervals([])
-    return fitted_intervals(path, model_fingerprint(model))
-
-
-def resolve_genome_rows(model, positions, what: str = "these positions"):
-    """``(module, (r25, r250, r5k))`` to predict at ``positions``.
-
-    Positions inside stage-2 blocks fitted in the store for this model take their genome factors
-    from the store; the others from the model (stage 1). With no stage-2 block involved this is the
-    model's own module and rows.
-
-    Raises
-    ------
-    RegionError
-        Positions with genome factors in neither.
-    """
-    positions = np.asarray(positions, dtype=np.int64)
-    intervals = stage2_intervals(model)
-    in_store = intervals.covers(positions)
-    if not in_store.any():
-        return model.module, model.fitted_positions.rows(positions, what)
-    uniq, inverse = np.unique(positions, return_inverse=True)
-    uniq_in_store = intervals.covers(uniq)
-    if (~uniq_in_store).any():
-        model.fitted_positions.rows(uniq[~uniq_in_store], what)  # raises for positions fitted nowhere
-    root = _open_open(genome_store(model))
-    local, tables = assemble_tables(root, uniq, uniq_in_store, model_source(model), what)
-    module = with_genome_tables(model.module, tables, model.device)
-    return module, tuple(r[inverse] for r in local.rows(uniq))
-
-
-def check_covered(model, positions, what: str) -> None:
-    """Raise RegionError if some ``positions`` have genome factors neither in the model nor the store."""
-    positions = np.asarray(positions, dtype=np.int64)
-    rest = positions[~stage2_intervals(model).covers(positions)]
-    if rest.size:
-        model.fitted_positions.rows(rest, what)
-
-
-def _open_open(path):
-    return open_group(path, mode="r")
-
-
-def use_blocks(model, region, client, scheduler, workers, block_size) -> bool:
-    """Whether :meth:`Avocado.impute_to_store` should impute by blocks (on Dask) for these arguments."""
-    from ..regions import as_regions, region_bins
-
-    if any(x is not None for x in (client, scheduler, workers, block_size)):
-        return True
-    try:
-        from distributed import default_client
-
-        default_client()
-        return True
-    except (ImportError, ValueError):
-        pass
-    intervals = stage2_intervals(model)
-    if not len(intervals):
-        return False
-    for reg in as_regions(model._region_or_default(region), model.genome):
-        lo, hi = region_bins(reg, model.genome)
-        if intervals.covers(np.arange(lo, hi)).any():
-            return True
-    return False

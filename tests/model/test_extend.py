@@ -226,8 +226,7 @@ def test_new_rows_are_used_with_genome_factors_fitted_beyond_the_training_region
     stage2.set_genome_tables((1_000, 100, 5))
     pairs = [(b, a) for b in OLD for a in model.assays]
     rows = (np.arange(1_000), np.arange(1_000) // 10, np.arange(1_000) // 200)
-    data = build_training_data(model.read_tracks(pairs, block), model._index([p[0] for p in pairs], "biosample"),
-                               model._index([p[1] for p in pairs], "assay"), rows, device="cpu")
+    data = build_training_data(model.read_tracks(pairs, block), *model.indices(pairs), rows, device="cpu")
     train(stage2, data, 30, model.config, parameters=[t.weight for t in stage2.genome_tables()], progress=False)
     assert torch.equal(stage2.biosample.weight, model.module.biosample.weight)
     r = [torch.as_tensor(x) for x in rows]

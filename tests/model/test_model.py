@@ -16,6 +16,7 @@ import zarr
 import epitensor as et
 from epitensor.exceptions import ModelFileError
 from epitensor.model import AvocadoConfig, AvocadoModule, GenomeRows
+from epitensor.model.data import training_data
 from epitensor.model.training import build_training_data, train
 
 torch.set_num_threads(2)
@@ -422,7 +423,7 @@ def test_diverging_loss_stops_and_keeps_last_good_weights(tiny_ds):
     model.fit(epochs=1, progress=False)
     good = {k: v.clone() for k, v in model.module.state_dict().items()}
     model.config.learning_rate = 1e38
-    model._optimizer = None
+    model.reset_optimizer()  # the next fit builds Adam with the new learning rate
     with pytest.raises(et.ModelError, match="loss became"):
         model.fit(epochs=3, progress=False)
     state = model.module.state_dict()
@@ -481,8 +482,10 @@ def test_cuda_training_and_imputation_match_cpu_shapes(tiny_ds):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_training_tensor_is_16_bit(tiny_ds):
     model = et.Avocado(tiny_ds, preset="paper", device="cuda", **TINY)
-    pairs = model._training_pairs(None)
-    data = model._training_data(pairs, GenomeRows.whole_genome(model.genome))
+    pairs, rows = model.observed_tracks(), GenomeRows.whole_genome(model.genome)
+    data = training_data(model.read_tracks(pairs, rows.positions), *model.indices(pairs), rows.rows(rows.positions),
+                         model.config, n_assays=len(model.assays), device=model.device, seed=0, track_names=None,
+                         validation_fraction=0.0)
     assert data.values.dtype == torch.float16 and data.values.is_cuda
 
 

@@ -51,8 +51,7 @@ def small_model(ds, **options):
 
 
 def held_out_mse(model, positions):
-    b, a = zip(*model.validation_tracks, strict=True)
-    pred = model.predict(model._index(list(b), "biosample"), model._index(list(a), "assay"), positions)
+    pred = model.predict(*model.indices(model.validation_tracks), positions)
     return float(((pred - model.read_tracks(model.validation_tracks, positions)) ** 2).mean())
 
 
@@ -61,7 +60,7 @@ def test_fit_keeps_the_epoch_that_predicts_the_held_out_tracks_best(ds, device):
     hist = model.fit(epochs=60, validation_tracks=3, progress=False)
     held = model.validation_tracks
     assert len(held) == 3 and not set(held) & set(model.training_tracks)
-    assert set(held) | set(model.training_tracks) == set(model._training_pairs(None))
+    assert set(held) | set(model.training_tracks) == set(model.observed_tracks())
     best = int(hist.val_mse.to_numpy().argmin())
     assert len(hist) == best + 1 + 2  # stopped after `patience` epochs without improvement
     # the weights kept are those of the best epoch: their held-out MSE is its val_mse
@@ -80,7 +79,7 @@ def test_refit_trains_a_fresh_model_on_every_track_for_the_chosen_epochs(ds, tmp
     val = hist[hist.phase == "validation"]
     again = hist[hist.phase == "refit"]
     assert len(again) == int(val.val_mse.to_numpy().argmin()) + 1
-    assert model.validation_tracks == [] and set(model.training_tracks) == set(model._training_pairs(None))
+    assert model.validation_tracks == [] and set(model.training_tracks) == set(model.observed_tracks())
     assert "val_mse" not in again or again.val_mse.isna().all()
     assert len(model.history) == len(hist)
     model.save(tmp_path / "m")
@@ -97,7 +96,7 @@ def test_validation_tracks_survive_save_and_load(ds, tmp_path):
 
 def test_explicit_validation_tracks_are_checked(ds):
     model = small_model(ds)
-    observed = model._training_pairs(None)
+    observed = model.observed_tracks()
     biosample = observed[0][0]
     all_of_it = [p for p in observed if p[0] == biosample]
     with pytest.raises(et.ModelError, match=f"biosample\\(s\\) \\['{biosample}'\\]"):

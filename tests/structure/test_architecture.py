@@ -23,6 +23,7 @@ OUTSIDE_PRIVATE = {
     "_is_mkldnn_bf16_supported": "torch.backends.mkldnn: whether the CPU has native bf16",
     "_modules": "torch.nn.Module's child registry, to swap an embedding in place (model/extend.py)",
     "_async_group": "zarr.Group's asynchronous twin, for concurrent metadata reads",
+    "_version": "torch.Tensor's in-place change counter: the model's fingerprint is cached until a weight changes (model/frozen.py)",
 }
 
 

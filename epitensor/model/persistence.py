@@ -29,10 +29,15 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import xarray as xr
 
-from ..exceptions import ModelFileError
+from ..exceptions import ModelError, ModelFileError
+from ..genome import Genome
+from ..store import open_dataset
+from ..version import __version__
 from .config import AvocadoConfig
 from .positions import GenomeRows
+from .reference import import_reference
 
 FORMAT = "epitensor-avocado"
 FORMAT_VERSION = 2
@@ -151,8 +156,6 @@ def _sweep_legacy_copies(path: Path) -> None:
 def save_model(model, path) -> Path:
     """Write ``model`` to the directory ``path`` (replacing a model there) so that a crash leaves the old or
     the new model; see the module docstring for the procedure."""
-    from .. import __version__
-
     path = Path(path)
     _check_target(path)
     if not path.exists():
@@ -210,18 +213,28 @@ def _load_state(file: Path, sha256: str | None, device) -> dict:
     return state
 
 
+def check_compatible(model_labels: dict, genome_attrs: dict, ds: xr.Dataset) -> None:
+    """Raise ModelError naming how the store ``ds`` differs from what a saved model needs."""
+    for kind in ("biosample", "assay"):
+        have = {str(x) for x in ds[kind].values}
+        missing = [x for x in model_labels[kind] if x not in have]
+        if missing:
+            raise ModelError(f"the store lacks the model's {kind}(s) {missing[:20]}; load the model against the store it was "
+                             "trained on (or one that has these labels)")
+    try:
+        Genome.from_attrs(genome_attrs).check_same(Genome.from_attrs(ds.attrs), "the model's and the store's genomes")
+    except Exception as err:
+        raise ModelError(str(err)) from None
+
+
 def load_model(cls, path, ds, device="auto"):
     """Rebuild a saved model against the store ``ds`` (checked for matching labels and genome)."""
-    from .model import check_compatible, open_dataset
-
     path = Path(path)
     if not (path / CONFIG).is_file():
         raise ModelFileError(f"{path} is not a saved epitensor model (it has no {CONFIG}); pass the directory "
                              "written by model.save(path)")
     meta = _read_config(path)
     file, sha256 = _weights_file(path, meta)
-    import xarray as xr
-
     ds = ds if isinstance(ds, xr.Dataset) else open_dataset(ds)
     try:
         labels = {"biosample": list(meta["biosamples"]), "assay": list(meta["assays"])}
@@ -236,8 +249,7 @@ def load_model(cls, path, ds, device="auto"):
     check_compatible(labels, meta["genome"], ds)
     model = cls(ds, preset=preset, device=device, seed=meta["seed"], biosamples=labels["biosample"],
                 assays=labels["assay"], **{k: v for k, v in options.items() if k in AvocadoConfig.__dataclass_fields__})
-    model.module.set_genome_tables(rows.n_rows)
-    model._rows = rows
+    model.reset_genome_factors(rows)
     state = _load_state(file, sha256, model.device)
     try:
         model.module.load_state_dict(state)
@@ -249,3 +261,88 @@ def load_model(cls, path, ds, device="auto"):
     model.validation_tracks = held
     model.history = history
     return model
+
+
+class PersistenceMixin:
+    """:meth:`save`, :meth:`load` and :meth:`from_reference` of :class:`~epitensor.Avocado`."""
+
+    def save(self, path) -> None:
+        """Save to a directory: ``config.json`` (labels, genome, hyper-parameters, versions, fitted
+        positions, history, and the name and SHA-256 of the weights file) and ``weights-<hash>.pt``
+        (state dict).
+
+        Crash-safe: killed at any point, the directory holds the old model or the new one (renaming
+        ``config.json`` into place is the switch); the next save removes what a killed one left. Only
+        the model's own files are replaced: other files in the directory stay, and a directory that
+        holds other files but no model is refused (:class:`~epitensor.exceptions.ModelFileError`).
+
+        Examples
+        --------
+        >>> model.save("model/")                 # doctest: +SKIP
+        >>> et.Avocado.load("model/", ds)        # doctest: +SKIP
+        """
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path, ds, device="auto"):
+        """Load a model saved with :meth:`save`, checked against the store ``ds``.
+
+        Raises
+        ------
+        ModelFileError
+            ``path`` is not a model, or its files are damaged: ``config.json`` not JSON or lacking keys,
+            weights truncated, not matching their recorded SHA-256, or holding objects other than
+            tensors (never unpickled: weights are read with ``torch.load(weights_only=True)``).
+        ModelError
+            The store lacks labels of the model or has another genome (the message names the difference).
+        """
+        return load_model(cls, path, ds, device)
+
+    @classmethod
+    def from_reference(cls, json_path, h5_path, ds, *, region=None, transform: str = "arcsinh", device="auto",
+                       seed: int | None = 0):
+        """Import a model of the reference Avocado (Keras): the ``NAME.json`` and ``NAME.h5`` of its ``model.save(NAME)``.
+
+        Read with h5py (``pip install 'epitensor[reference]'``), never TensorFlow. The result is a
+        fitted model like any other: it imputes the reference's predictions (float32, same function),
+        saves with :meth:`save`, loads with :meth:`load`, and can be trained further. See
+        :mod:`epitensor.model.reference` for how the layers and positions correspond.
+
+        Parameters
+        ----------
+        json_path, h5_path : str or Path
+            The reference's hyper-parameters and weights.
+        ds : xarray.Dataset or path
+            The store. It must hold every celltype and assay of the model (matched by name, in any
+            order; the model keeps the reference's order); it may hold more.
+        region : str or tuple, optional
+            Where the reference's positions lie: its position ``i`` is bin ``i`` of ``region``
+            (default: the store's first contig). It must start on a multiple of 5 kbp and hold at
+            least ``n_genomic_positions`` bins; the model covers the first ``n_genomic_positions``.
+        transform : {"arcsinh", "none"}, default "arcsinh"
+            The scale of the signal the reference model was trained on (arcsinh for the published
+            models); it must be the store's ``transform``, as neither network transforms its output.
+        device : str, default "auto"
+            As in :class:`Avocado`. Predictions stay float32 (``config.autocast=False``) on every device.
+        seed : int or None, default 0
+            Seed of further training.
+
+        Raises
+        ------
+        ReferenceModelError
+            The json is not a reference model's, or the h5 is not HDF5, lacks layers, or holds weights
+            that do not fit the json (the message names the file and what is wrong).
+        ModelError
+            The store lacks celltypes or assays of the model, holds signal on another scale than
+            ``transform``, or ``region`` does not fit its positions.
+
+        Examples
+        --------
+        >>> model = et.Avocado.from_reference("avocado.json", "avocado.h5", "roadmap.zarr", region="pilot")  # doctest: +SKIP
+        >>> model.impute("E065", "H3K27me3", region="pilot:0-1,000,000")                                   # doctest: +SKIP
+        >>> model.save("imported-model/")                                                                  # doctest: +SKIP
+        """
+        return import_reference(cls, json_path, h5_path, ds, region=region, transform=transform, device=device, seed=seed)
+
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "PersistenceMixin", "check_compatible", "load_model", "save_model"]
