@@ -23,6 +23,9 @@ import xarray as xr
 from ..exceptions import LabelError
 from .baselines import training_mask
 
+LONG_NAMES = {"cross_assay": "cross-assay regression (ChromImpute-style)",
+              "stacked": "average activity and cross-assay regression, stacked on validation tracks"}
+
 #: Windows (in bins) of the regressor's smoothed features: 275 bp and 2,025 bp around the bin.
 WINDOWS = (11, 81)
 
@@ -102,8 +105,9 @@ def _labelled(signal: xr.DataArray, predictions: dict, name: str) -> xr.DataArra
         out[biosamples.index(b), assays.index(a)] = values
     coords = {k: v for k, v in sig.coords.items() if set(v.dims) <= {"biosample", "assay", "position"}
               and k != "observed"}
-    result = xr.DataArray(out, dims=sig.dims, coords=coords, attrs=dict(signal.attrs), name=name)
-    return result
+    attrs = {k: v for k, v in signal.attrs.items() if not k.startswith("precision")}  # the signal's storage
+    attrs["long_name"] = LONG_NAMES[name]
+    return xr.DataArray(out, dims=sig.dims, coords=coords, attrs=attrs, name=name)
 
 
 def _pairs(tracks: _Tracks, pairs) -> list[tuple[str, str]]:
