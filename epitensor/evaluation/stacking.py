@@ -117,6 +117,20 @@ def _pairs(tracks: _Tracks, pairs) -> list[tuple[str, str]]:
     return pairs
 
 
+def _regress(tracks: _Tracks, pairs, **options) -> dict:
+    """The regressor's prediction of each of ``pairs``: ``(biosample, assay) -> values``."""
+    predictions = {}
+    for b, a in pairs:
+        bi, ai = tracks.index(b, a)
+        saved = tracks.mask[bi, ai]
+        tracks.mask[bi, ai] = False  # a track never trains its own prediction
+        try:
+            predictions[(b, a)] = _predict(tracks, bi, ai, **options)
+        finally:
+            tracks.mask[bi, ai] = saved
+    return predictions
+
+
 def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_000, seed: int = 0,
                 max_iter: int = 200) -> xr.DataArray:
     """Predict each of ``pairs`` from its biosample's other marks (a ChromImpute-style regressor).
@@ -156,15 +170,7 @@ def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_0
     ((6000,), True)
     """
     tracks = _Tracks(signal, train)
-    predictions = {}
-    for b, a in _pairs(tracks, pairs):
-        bi, ai = tracks.index(b, a)
-        saved = tracks.mask[bi, ai]
-        tracks.mask[bi, ai] = False  # a track never trains its own prediction
-        try:
-            predictions[(b, a)] = _predict(tracks, bi, ai, n_train=n_train, seed=seed, max_iter=max_iter)
-        finally:
-            tracks.mask[bi, ai] = saved
+    predictions = _regress(tracks, _pairs(tracks, pairs), n_train=n_train, seed=seed, max_iter=max_iter)
     return _labelled(signal, predictions, "cross_assay")
 
 
@@ -216,27 +222,26 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
     held_mask = np.zeros_like(tracks.mask)
     for b, a in held:
         held_mask[tracks.index(b, a)] = True
+    options = {"n_train": n_train, "seed": seed, "max_iter": max_iter}
     columns, truth = [], []
-    for b, a in held:
-        bi, ai = tracks.index(b, a)
-        value = tracks.values[bi, ai].copy()
-        tracks.mask &= ~held_mask  # the validation tracks train nothing while they are scored
-        try:
+    tracks.mask &= ~held_mask  # the validation tracks train nothing while they are scored
+    try:
+        for (b, a), regressed in _regress(tracks, held, **options).items():
+            bi, ai = tracks.index(b, a)
+            value = tracks.values[bi, ai]
             average = tracks.average(ai, leave_out=(bi,))
-            regressed = _predict(tracks, bi, ai, n_train=n_train, seed=seed, max_iter=max_iter)
-        finally:
-            tracks.mask |= held_mask
-        keep = np.isfinite(value) & np.isfinite(average)
-        columns.append(np.stack([average[keep], regressed[keep], np.ones(keep.sum(), np.float32)], axis=1))
-        truth.append(value[keep])
+            keep = np.isfinite(value) & np.isfinite(average)
+            columns.append(np.stack([average[keep], regressed[keep], np.ones(keep.sum(), np.float32)], axis=1))
+            truth.append(value[keep])
+    finally:
+        tracks.mask |= held_mask
     w = np.linalg.lstsq(np.concatenate(columns).astype(np.float64), np.concatenate(truth).astype(np.float64),
                         rcond=None)[0]
-    regressed = cross_assay(signal, pairs, train, n_train=n_train, seed=seed, max_iter=max_iter)
     predictions = {}
-    for b, a in pairs:
+    for (b, a), regressed in _regress(tracks, pairs, **options).items():  # the signal read once, above
         bi, ai = tracks.index(b, a)
         average = tracks.average(ai, leave_out=(bi,))
-        predictions[(b, a)] = (w[0] * average + w[1] * regressed.values[bi, ai] + w[2]).astype(np.float32)
+        predictions[(b, a)] = (w[0] * average + w[1] * regressed + w[2]).astype(np.float32)
     out = _labelled(signal, predictions, "stacked")
     out.attrs["stack_weights"] = {"average_activity": float(w[0]), "cross_assay": float(w[1]),
                                   "intercept": float(w[2])}
