@@ -18,7 +18,7 @@ import zarr
 from torch import nn
 
 from ..exceptions import DataError
-from ..store import GROUP, Intervals, StoreLocation, fitted_intervals, open_group, read_store_rows
+from ..store import Intervals, fitted_intervals, has_fitted_factors, open_group, read_store_rows
 from .module import GENOME_TABLES, AvocadoModule
 from .positions import RESOLUTIONS, GenomeRows
 
@@ -96,11 +96,7 @@ def module_tables(module: AvocadoModule) -> list[torch.Tensor]:
 
 def factors_store(path):
     """``path`` if the store there holds stage-2 genome factors (a ``genome_fit/factors`` group), else None."""
-    if path is None:
-        return None
-    if isinstance(path, StoreLocation):
-        return path if path.exists(f"{GROUP}/factors/zarr.json") else None
-    return path if (path / GROUP / "factors").is_dir() else None
+    return path if path is not None and has_fitted_factors(path) else None
 
 
 def stage2_intervals(store, fingerprint) -> Intervals:

@@ -13,18 +13,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..store import GROUP, KINDS, marker_ranges, prepare_records, remove_record, write_record
+from ..store import (
+    GENOME_FIT_GROUP,
+    MARKER_KINDS,
+    marker_ranges,
+    prepare_records,
+    remove_record,
+    write_record,
+)
 from .blocks import Block
 
 
 def prepare_markers(path) -> None:
     """Create the marker groups and sweep a killed run's temporary files (on the driver, before any task)."""
-    prepare_records(path, GROUP, KINDS)
+    prepare_records(path, GENOME_FIT_GROUP, MARKER_KINDS)
 
 
 def write_marker(path, kind: str, block: Block, attrs: dict) -> None:
     """Record ``block`` as finished (call after its data are written)."""
-    write_record(path, f"{GROUP}/{kind}/{block.name}", attrs, as_group=True)
+    write_record(path, f"{GENOME_FIT_GROUP}/{kind}/{block.name}", attrs, as_group=True)
 
 
 def read_markers(path, kind: str) -> dict[Block, dict]:
@@ -34,7 +41,7 @@ def read_markers(path, kind: str) -> dict[Block, dict]:
 
 def remove_marker(path, kind: str, block: Block) -> None:
     """Delete the marker of ``block`` (absent is fine)."""
-    remove_record(path, f"{GROUP}/{kind}/{block.name}", as_group=True)
+    remove_record(path, f"{GENOME_FIT_GROUP}/{kind}/{block.name}", as_group=True)
 
 
 def finished(path, kind: str, blocks: list[Block], key: str) -> tuple[set[Block], list[Block]]:

@@ -40,7 +40,14 @@ from .create import add_labels, create_store
 from .damage import ChunkDamage, ChunkLayout, corrupt_chunk, track_of
 from .direct import read_selection, read_tracks, store_source
 from .factors import read_store_rows, runs, write_embedding, write_genome_factors
-from .fitted import GROUP, KINDS, Intervals, fitted_intervals, marker_ranges
+from .fitted import (
+    GENOME_FIT_GROUP,
+    MARKER_KINDS,
+    Intervals,
+    fitted_intervals,
+    has_fitted_factors,
+    marker_ranges,
+)
 from .integrity import check_store
 from .location import StoreLocation, access_error, check_bucket, is_remote, locate, zarr_store
 from .metadata import (
@@ -79,10 +86,11 @@ from .tracks import (
 )
 
 __all__ = [
-    "GROUP",
+    "GENOME_FIT_GROUP",
     "Intervals",
-    "KINDS",
+    "MARKER_KINDS",
     "fitted_intervals",
+    "has_fitted_factors",
     "marker_ranges",
     "ASSAY_CATEGORIES",
     "CheckedStore",

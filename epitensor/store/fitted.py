@@ -8,19 +8,29 @@ model can tell which of its predictions take genome factors from the store witho
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from .location import StoreLocation
 from .records import read_records
 
 #: The store group holding the markers, and the kinds of markers in it.
-GROUP = "genome_fit"
-KINDS = ("factors", "imputed")
+GENOME_FIT_GROUP = "genome_fit"
+MARKER_KINDS = ("factors", "imputed")
+
+
+def has_fitted_factors(path) -> bool:
+    """Whether the store at ``path`` (a folder or a :class:`StoreLocation`) has stage-2 factor markers."""
+    if isinstance(path, StoreLocation):
+        return path.exists(f"{GENOME_FIT_GROUP}/factors/zarr.json")
+    return (Path(path) / GENOME_FIT_GROUP / "factors").is_dir()
 
 
 def marker_ranges(path, kind: str) -> dict[tuple[int, int], dict]:
     """Every readable marker of ``kind``: ``(first, end) -> attributes`` (unreadable ones left out)."""
     out = {}
-    for name, attrs in read_records(path, f"{GROUP}/{kind}", as_groups=True).items():
+    for name, attrs in read_records(path, f"{GENOME_FIT_GROUP}/{kind}", as_groups=True).items():
         try:
             first, end = (int(x) for x in name.split("-"))
         except ValueError:
