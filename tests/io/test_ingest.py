@@ -391,20 +391,24 @@ def test_already_observed_track_needs_overwrite(tmp_path, manifest):
 #: argv: manifest, store, scheduler, a regex of the written path, N, "before" or "after" the Nth
 #: matching rename (before: the temporary file is written but not yet renamed).
 KILL_SCRIPT = """
-import os, re, signal, sys
+import os, re, signal, sys, threading
 import pandas as pd
 import epitensor as et
 
 manifest, store, scheduler, pattern, nth, when = sys.argv[1:]
-real, calls = os.replace, []
+real, calls, lock = os.replace, [], threading.Lock()
 def replace_or_die(src, dst, *args, **kwargs):
-    hit = re.search(pattern, os.fspath(dst).replace(os.sep, "/")) is not None
-    if hit:
-        calls.append(dst)
-    if hit and len(calls) == int(nth) and when == "before":
+    # threaded writers rename concurrently: each rename takes its number under the lock, so two
+    # threads can never both see the count pass nth between an append and the comparison
+    with lock:
+        hit = re.search(pattern, os.fspath(dst).replace(os.sep, "/")) is not None
+        if hit:
+            calls.append(dst)
+        mine = hit and len(calls) == int(nth)
+    if mine and when == "before":
         os.kill(os.getpid(), signal.SIGKILL)
     out = real(src, dst, *args, **kwargs)
-    if hit and len(calls) == int(nth) and when == "after":
+    if mine and when == "after":
         os.kill(os.getpid(), signal.SIGKILL)
     return out
 os.replace = replace_or_die

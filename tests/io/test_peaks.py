@@ -237,16 +237,18 @@ def test_bigwig_rows_still_refuse_replicates(tmp_path):
 
 
 KILL_SCRIPT = """
-import os, re, signal, sys
+import os, re, signal, sys, threading
 import pandas as pd
 import epitensor as et
 
 manifest, store, nth = sys.argv[1:]
-real, calls = os.replace, []
+real, calls, lock = os.replace, [], threading.Lock()
 def replace_or_die(src, dst, *args, **kwargs):
     if re.search(r"/signal/c/", os.fspath(dst).replace(os.sep, "/")):
-        calls.append(dst)
-        if len(calls) == int(nth):
+        with lock:  # writers may rename from several threads
+            calls.append(dst)
+            mine = len(calls) == int(nth)
+        if mine:
             os.kill(os.getpid(), signal.SIGKILL)  # a chunk written, not renamed
     return real(src, dst, *args, **kwargs)
 os.replace = replace_or_die
