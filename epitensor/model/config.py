@@ -68,10 +68,12 @@ class AvocadoConfig:
         After early stopping on validation tracks, train a fresh model on every track (the
         validation tracks too) for the number of epochs validation chose.
     project_first_layer : bool or "auto", default "auto"
-        Use the linearity of the first Dense layer: project the biosample and assay tables through
-        their slice of its weights once per step and gather the projected rows per sample. Same
-        function, fewer FLOPs. "auto": on for CUDA, off on CPU (there the per-sample gather-add
-        and its scatter-add backward cost more than the FLOPs saved; see benchmarks/bench_training.py).
+        Use the linearity of the first Dense layer: project the biosample and assay rows of each
+        distinct (biosample, assay) pair of a batch through their slice of its weights once, and
+        gather the projected rows per sample as the accumulator of the genome part's matrix
+        product. Same function (to float rounding), fewer FLOPs in training: the first layer then
+        costs the genome factors' width per sample instead of the whole input's. "auto": on, on
+        CPU and CUDA; ``False`` computes the layer on the concatenated input.
     autocast : bool or "auto", default "auto"
         bf16 autocast of the network; "auto": on for CUDA, and on CPU what ``cpu_kernels`` chooses.
         ``True`` on CPU is ``cpu_kernels="bf16"``.

@@ -128,17 +128,22 @@ class AvocadoModule(nn.Module):
         return h
 
     def first_layer_projected(self, biosample, assay, genome) -> torch.Tensor:
-        """ReLU(W [b; a; g] + c) computed as ReLU((B Wb^T)[b] + (A Wa^T)[a] + g Wg^T + c).
+        """ReLU(W [b; a; g] + c) computed as ReLU(P[pair] + g Wg^T) with P = B Wb^T + A Wa^T + c.
 
-        The biosample and assay tables are projected once per call instead of once per sample.
+        P has one row per distinct (biosample, assay) pair of the batch, so the biosample and assay
+        parts of the first layer cost one row per pair instead of one per sample. The gathered rows
+        are the matrix product's accumulator (``addmm``'s input), so the gather is the only extra
+        pass over the (n, H) activations, and its backward one ``index_add_`` (see
+        :class:`GatherRows`).
         """
         first = self.hidden[0]
         nb, na = self.config.n_biosample_factors, self.config.n_assay_factors
         w = first.weight
-        pb = self.biosample.weight @ w[:, :nb].t()
-        pa = self.assay.weight @ w[:, nb : nb + na].t()
-        h = torch.addmm(first.bias, genome, w[:, nb + na :].t())
-        return torch.relu(h + pb[biosample] + pa[assay])
+        n_assays = self.assay.num_embeddings
+        pairs, inverse = torch.unique(biosample * n_assays + assay, return_inverse=True)
+        table = torch.addmm(first.bias, self.biosample(pairs // n_assays), w[:, :nb].t())
+        table = torch.addmm(table, self.assay(pairs % n_assays), w[:, nb : nb + na].t())
+        return torch.relu(torch.addmm(GatherRows.apply(table, inverse), genome, w[:, nb + na :].t()))
 
     def predict_tracks(self, biosample, assay, r25, r250, r5k) -> torch.Tensor:
         """Predictions for every (pair, position): ``biosample``/``assay`` index the pairs (p,),
@@ -158,6 +163,26 @@ class AvocadoModule(nn.Module):
         pair = self.biosample(biosample) @ w[:, :nb].t() + self.assay(assay) @ w[:, nb : nb + na].t()  # (p, H)
         h = torch.relu(g[None, :, :] + pair[:, None, :])
         return self.output(self.dense(h, self.hidden[2:])).squeeze(2)
+
+
+class GatherRows(torch.autograd.Function):
+    """``table[index]`` whose backward adds the gradient rows into the table with ``index_add_``.
+
+    Plain advanced indexing backs up through ``index_put_(accumulate=True)``, which on CPU is
+    several times slower than ``index_add_`` for the (n, H) gradients of the first layer.
+    """
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.n_rows = table.shape[0]
+        return table[index]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (index,) = ctx.saved_tensors
+        out = torch.zeros((ctx.n_rows, grad.shape[1]), dtype=grad.dtype, device=grad.device)
+        return out.index_add_(0, index, grad), None
 
 
 def n_parameters(module: nn.Module) -> int:

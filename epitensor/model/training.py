@@ -162,10 +162,9 @@ def resolve_options(config: AvocadoConfig, device) -> tuple[bool, str]:
     "fp32"; on CPU the one :func:`epitensor.model.kernels.resolve_cpu_path` chooses for the
     network's widths (by measurement unless forced).
     """
-    cuda = torch.device(device).type == "cuda"
     project = config.project_first_layer
-    if project == "auto":  # on CPU the per-sample gather-add and its scatter backward cost more than the FLOPs saved
-        project = cuda
+    if project == "auto":  # fewer FLOPs for the same function, on CPU as on CUDA (benchmarks/bench_training.py)
+        project = True
     return bool(project), kernel_choice(config, device).path
 
 

@@ -67,6 +67,13 @@ def test_projected_first_layer_matches_concatenation(device):
     idx = [torch.randint(n, (64,)).to(device) for n in (5, 3, 50, 5, 1)]
     tol = dict(rtol=1e-5, atol=1e-6) if device == "cpu" else dict(rtol=1e-4, atol=1e-5)  # other kernels' summation order
     torch.testing.assert_close(m(*idx, project_first_layer=True), m(*idx), **tol)
+    grads = []
+    for project in (False, True):  # the same gradients for every parameter (the gather's index_add_ backward)
+        m.zero_grad()
+        m(*idx, project_first_layer=project).square().sum().backward()
+        grads.append({name: p.grad.clone() for name, p in m.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, **tol, msg=name)
     pairs = m.predict_tracks(idx[0][:4], idx[1][:4], *idx[2:])
     torch.testing.assert_close(pairs[2], m(idx[0][2].expand(64), idx[1][2].expand(64), *idx[2:]), **tol)
 
