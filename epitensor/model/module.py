@@ -136,14 +136,19 @@ class AvocadoModule(nn.Module):
         pass over the (n, H) activations, and its backward one ``index_add_`` (see
         :class:`GatherRows`).
         """
-        first = self.hidden[0]
-        nb, na = self.config.n_biosample_factors, self.config.n_assay_factors
-        w = first.weight
         n_assays = self.assay.num_embeddings
         pairs, inverse = torch.unique(biosample * n_assays + assay, return_inverse=True)
-        table = torch.addmm(first.bias, self.biosample(pairs // n_assays), w[:, :nb].t())
-        table = torch.addmm(table, self.assay(pairs % n_assays), w[:, nb : nb + na].t())
-        return torch.relu(torch.addmm(GatherRows.apply(table, inverse), genome, w[:, nb + na :].t()))
+        table = self.pair_projection(pairs // n_assays, pairs % n_assays)
+        w_genome = self.hidden[0].weight[:, self.config.n_biosample_factors + self.config.n_assay_factors :]
+        return torch.relu(torch.addmm(GatherRows.apply(table, inverse), genome, w_genome.t()))
+
+    def pair_projection(self, biosample, assay) -> torch.Tensor:
+        """P = B Wb^T + A Wa^T + c for pairs ``biosample``/``assay`` (p,): the first layer's biosample
+        and assay part and its bias, shape (p, H), shared by training and prediction."""
+        first = self.hidden[0]
+        nb, na = self.config.n_biosample_factors, self.config.n_assay_factors
+        table = torch.addmm(first.bias, self.biosample(biosample), first.weight[:, :nb].t())
+        return torch.addmm(table, self.assay(assay), first.weight[:, nb : nb + na].t())
 
     def predict_tracks(self, biosample, assay, r25, r250, r5k) -> torch.Tensor:
         """Predictions for every (pair, position): ``biosample``/``assay`` index the pairs (p,),
@@ -156,12 +161,9 @@ class AvocadoModule(nn.Module):
                            self.assay(assay)[:, None].expand(-1, len(r25), -1),
                            genome[None].expand(len(biosample), -1, -1)], dim=2)
             return self.output(x).squeeze(2)
-        first = self.hidden[0]
-        nb, na = self.config.n_biosample_factors, self.config.n_assay_factors
-        w = first.weight
-        g = torch.addmm(first.bias, genome, w[:, nb + na :].t())  # (n, H)
-        pair = self.biosample(biosample) @ w[:, :nb].t() + self.assay(assay) @ w[:, nb : nb + na].t()  # (p, H)
-        h = torch.relu(g[None, :, :] + pair[:, None, :])
+        w_genome = self.hidden[0].weight[:, self.config.n_biosample_factors + self.config.n_assay_factors :]
+        g = genome @ w_genome.t()  # (n, H)
+        h = torch.relu(g[None, :, :] + self.pair_projection(biosample, assay)[:, None, :])
         return self.output(self.dense(h, self.hidden[2:])).squeeze(2)
 
 
