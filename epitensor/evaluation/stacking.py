@@ -1,14 +1,16 @@
 """A ChromImpute-style baseline: a track predicted from the biosample's own other marks.
 
-* :func:`cross_assay` - for a (biosample, assay) track, a gradient-boosting regressor on the
-  biosample's observed tracks of the other assays at each bin and in 275 bp and 2 kb windows
-  around it, plus the assay's average activity and its windows. It is trained on the other
-  biosamples where the assay is observed (their average activity leaves them out) and applied to
-  the target biosample, as ChromImpute (Ernst & Kellis 2015) does with its cross-assay features.
+* :func:`cross_assay` - for a (biosample, assay) track, a gradient-boosting regressor of how the
+  track departs from the assay's average activity. Its features are the biosample's observed
+  tracks of the other assays and their departures from *their* average activities, at each bin
+  and in 275 bp and 2 kb windows around it, plus the assay's average activity and its windows.
+  It is trained on the other biosamples where the assay is observed (their average activity
+  leaves them out) and applied to the target biosample, as ChromImpute (Ernst & Kellis 2015)
+  does with its cross-assay features.
 * :func:`stacked_baseline` - the average activity and :func:`cross_assay` blended by weights
-  fitted on held-out *validation* tracks (whole observed tracks, chosen as
-  :func:`epitensor.model.validation.choose_validation_tracks` does), never on the tracks
-  being imputed.
+  fitted on *validation* tracks, never on the tracks being imputed: by default every training
+  track predicted with itself left out, and one set of weights per biosample (how far a
+  biosample follows the average of the others is a property of the biosample).
 
 With few biosamples (the Roadmap sample: 5 x 5), :func:`stacked_baseline` is the strongest
 imputation the project has measured; ``experiments/stacking_experiment.py`` compares it with the
@@ -16,6 +18,8 @@ default Avocado fit.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import numpy as np
 import xarray as xr
@@ -62,17 +66,22 @@ class _Tracks:
         rows = [b for b in np.argsort(self.biosamples, kind="stable") if keep[b]]  # summed in label order
         return self.values[rows, a].mean(axis=0)
 
-    def features(self, b: int, a: int, leave_out) -> np.ndarray:
+    def features(self, b: int, a: int, leave_out) -> tuple[np.ndarray, np.ndarray]:
+        """The regressor's features of track (b, a) and the offset it predicts from (the average
+        activity of ``a`` without ``leave_out``; 0 where no other biosample has ``a``)."""
         cols = []
+        absent = [np.full(self.values.shape[2], np.nan, dtype=np.float32)] * (2 * (1 + len(WINDOWS)))
         for other in np.argsort(self.assays, kind="stable"):  # by label: the object's order does not matter
             if other == a:
                 continue
             if self.mask[b, other]:
-                cols += _windowed(self.values[b, other])
+                own = self.values[b, other]
+                cols += _windowed(own) + _windowed(own - self.average(other, leave_out=(b,)))
             else:
-                cols += [np.full(self.values.shape[2], np.nan, dtype=np.float32)] * (1 + len(WINDOWS))
-        cols += _windowed(self.average(a, leave_out))
-        return np.stack(cols, axis=1)
+                cols += absent
+        average = self.average(a, leave_out)
+        cols += _windowed(average)
+        return np.stack(cols, axis=1), np.nan_to_num(average, nan=0.0)
 
 
 def _predict(tracks: _Tracks, b: int, a: int, *, n_train: int, seed: int, max_iter: int) -> np.ndarray:
@@ -88,11 +97,13 @@ def _predict(tracks: _Tracks, b: int, a: int, *, n_train: int, seed: int, max_it
         target = tracks.values[d, a]
         rows = np.flatnonzero(np.isfinite(target))
         rows = rng.choice(rows, size=min(n_train, len(rows)), replace=False)
-        X.append(tracks.features(d, a, leave_out=(d, b))[rows])
-        y.append(target[rows])
+        features, offset = tracks.features(d, a, leave_out=(d, b))
+        X.append(features[rows])
+        y.append(target[rows] - offset[rows])
     reg = HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=63, random_state=seed)
     reg.fit(np.concatenate(X), np.concatenate(y))
-    return reg.predict(tracks.features(b, a, leave_out=(b,))).astype(np.float32)
+    features, offset = tracks.features(b, a, leave_out=(b,))
+    return (reg.predict(features) + offset).astype(np.float32)
 
 
 def _labelled(signal: xr.DataArray, predictions: dict, name: str) -> xr.DataArray:
@@ -174,45 +185,85 @@ def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_0
     return _labelled(signal, predictions, "cross_assay")
 
 
-def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_tracks=4, n_train: int = 150_000,
-                     seed: int = 0, max_iter: int = 200) -> xr.DataArray:
+def _leave_one_out_tracks(trained, pairs) -> list[tuple[str, str]]:
+    """Training tracks (not among ``pairs``) whose biosample and assay both keep another training track."""
+    per_b = Counter(b for b, _ in trained)
+    per_a = Counter(a for _, a in trained)
+    return [p for p in trained if p not in pairs and per_b[p[0]] > 1 and per_a[p[1]] > 1]
+
+
+def _blend_weights(columns: list[np.ndarray], truth: list[np.ndarray]) -> np.ndarray:
+    """Least squares ``truth ~ w_average * average + w_cross_assay * regressed + intercept``."""
+    return np.linalg.lstsq(np.concatenate(columns).astype(np.float64), np.concatenate(truth).astype(np.float64),
+                           rcond=None)[0]
+
+
+#: Fewest validation tracks of a biosample that give it weights of its own (else the pooled ones).
+MIN_TRACKS_PER_BIOSAMPLE = 2
+
+
+def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_tracks="leave-one-out",
+                     weights: str = "biosample", n_train: int = 150_000, seed: int = 0,
+                     max_iter: int = 200) -> xr.DataArray:
     """The average activity and :func:`cross_assay`, blended by weights chosen on validation tracks.
 
-    ``validation_tracks`` training tracks are held out whole (a Latin-square-like spread, each
-    leaving its biosample and assay other training tracks); both predictions of each are made
-    without it, and the weights ``w_average``, ``w_cross_assay`` and an intercept are the least
-    squares fit of them to its values. The same weights then blend the predictions of ``pairs``
-    (made from every training track).
+    Each validation track is predicted both ways without itself, and the weights ``w_average``,
+    ``w_cross_assay`` and an intercept are the least squares fit of those predictions to its
+    values. The same weights then blend the predictions of ``pairs`` (made from every training
+    track). The tracks being imputed never choose the weights.
 
     Parameters
     ----------
     signal, pairs, train, n_train, seed, max_iter
         As for :func:`cross_assay`.
-    validation_tracks : int or list of (biosample, assay)
-        How many training tracks to hold out for the weights, or which.
+    validation_tracks : "leave-one-out", int or list of (biosample, assay)
+        ``"leave-one-out"`` (default): every training track whose biosample and assay keep other
+        training tracks, each predicted with only itself left out (one regressor per track: the
+        cost grows with the number of training tracks, so this suits small compendia). A count or
+        a list: those training tracks are held out *together* (a count picks a Latin-square-like
+        spread, as :func:`epitensor.model.validation.choose_validation_tracks` does).
+    weights : {"biosample", "pooled"}
+        ``"biosample"`` (default): one set of weights per biosample, fitted on that biosample's
+        validation tracks (how closely a biosample follows the others' average is a property of
+        the biosample); a biosample with fewer than :data:`MIN_TRACKS_PER_BIOSAMPLE` of them gets
+        the pooled weights. ``"pooled"``: one set for all.
 
     Returns
     -------
     DataArray
         ``(biosample, assay, position)`` float32, NaN except at ``pairs``, named ``stacked``, with
-        ``attrs["stack_weights"]`` (``{"average_activity": w, "cross_assay": w, "intercept": c}``)
-        and ``attrs["validation_tracks"]``.
+        ``attrs["stack_weights"]`` (per biosample of ``pairs``: ``{"average_activity": w,
+        "cross_assay": w, "intercept": c}``) and ``attrs["validation_tracks"]``.
+
+    Raises
+    ------
+    LabelError
+        As :func:`cross_assay`; or no training track can serve for validation.
+    ValueError
+        ``weights`` or ``validation_tracks`` is not one of the choices.
 
     Examples
     --------
     >>> import epitensor as et
     >>> ds = et.datasets.synthetic(n_biosamples=5, n_assays=3, n_positions=6_000, missing=0.0, seed=0)
-    >>> out = et.evaluation.stacked_baseline(ds.signal, [("B00", "H3K27ac")], validation_tracks=2,
-    ...                                     n_train=2_000, max_iter=20)
-    >>> sorted(out.attrs["stack_weights"]), len(out.attrs["validation_tracks"])
-    (['average_activity', 'cross_assay', 'intercept'], 2)
+    >>> out = et.evaluation.stacked_baseline(ds.signal, [("B00", "H3K27ac")], n_train=2_000, max_iter=20)
+    >>> sorted(out.attrs["stack_weights"]["B00"]), len(out.attrs["validation_tracks"])
+    (['average_activity', 'cross_assay', 'intercept'], 14)
     """
     from ..model.validation import choose_validation_tracks
 
+    if weights not in ("biosample", "pooled"):
+        raise ValueError(f"stacked_baseline: weights must be 'biosample' or 'pooled', got {weights!r}")
     tracks = _Tracks(signal, train)
     pairs = _pairs(tracks, pairs)
     trained = [(tracks.biosamples[b], tracks.assays[a]) for b, a in zip(*np.nonzero(tracks.mask))]
-    if isinstance(validation_tracks, int):
+    together = not (isinstance(validation_tracks, str) and validation_tracks == "leave-one-out")
+    if isinstance(validation_tracks, str) and together:
+        raise ValueError(f"stacked_baseline: validation_tracks must be 'leave-one-out', a count or a list of "
+                         f"(biosample, assay), got {validation_tracks!r}")
+    if not together:
+        held = _leave_one_out_tracks(trained, pairs)
+    elif isinstance(validation_tracks, int):
         held = choose_validation_tracks([p for p in trained if p not in pairs], validation_tracks, seed)
     else:
         held = _pairs(tracks, validation_tracks)
@@ -223,27 +274,34 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
     for b, a in held:
         held_mask[tracks.index(b, a)] = True
     options = {"n_train": n_train, "seed": seed, "max_iter": max_iter}
-    columns, truth = [], []
-    tracks.mask &= ~held_mask  # the validation tracks train nothing while they are scored
+    columns, truth = {}, {}
+    if together:
+        tracks.mask &= ~held_mask  # the validation tracks train nothing while they are scored
     try:
-        for (b, a), regressed in _regress(tracks, held, **options).items():
+        for (b, a), regressed in _regress(tracks, held, **options).items():  # each leaves itself out
             bi, ai = tracks.index(b, a)
             value = tracks.values[bi, ai]
             average = tracks.average(ai, leave_out=(bi,))
             keep = np.isfinite(value) & np.isfinite(average)
-            columns.append(np.stack([average[keep], regressed[keep], np.ones(keep.sum(), np.float32)], axis=1))
-            truth.append(value[keep])
+            columns[(b, a)] = np.stack([average[keep], regressed[keep], np.ones(keep.sum(), np.float32)], axis=1)
+            truth[(b, a)] = value[keep]
     finally:
-        tracks.mask |= held_mask
-    w = np.linalg.lstsq(np.concatenate(columns).astype(np.float64), np.concatenate(truth).astype(np.float64),
-                        rcond=None)[0]
+        if together:
+            tracks.mask |= held_mask
+    pooled = _blend_weights(list(columns.values()), list(truth.values()))
+    chosen = {}
+    for b in dict.fromkeys(b for b, _ in pairs):
+        own = [p for p in held if p[0] == b]
+        use_own = weights == "biosample" and len(own) >= MIN_TRACKS_PER_BIOSAMPLE
+        chosen[b] = _blend_weights([columns[p] for p in own], [truth[p] for p in own]) if use_own else pooled
     predictions = {}
     for (b, a), regressed in _regress(tracks, pairs, **options).items():  # the signal read once, above
         bi, ai = tracks.index(b, a)
         average = tracks.average(ai, leave_out=(bi,))
+        w = chosen[b]
         predictions[(b, a)] = (w[0] * average + w[1] * regressed + w[2]).astype(np.float32)
     out = _labelled(signal, predictions, "stacked")
-    out.attrs["stack_weights"] = {"average_activity": float(w[0]), "cross_assay": float(w[1]),
-                                  "intercept": float(w[2])}
+    out.attrs["stack_weights"] = {b: {"average_activity": float(w[0]), "cross_assay": float(w[1]),
+                                      "intercept": float(w[2])} for b, w in chosen.items()}
     out.attrs["validation_tracks"] = [list(p) for p in held]
     return out

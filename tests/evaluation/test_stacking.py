@@ -77,7 +77,7 @@ def test_stacking_weights_come_from_validation_tracks_only():
     assert len(held) == 3 and ("S0", "C") not in held
     assert all(signal.observed.sel(biosample=b, assay=a) for b, a in held)
     w = out.attrs["stack_weights"]
-    assert w["cross_assay"] > w["average_activity"]  # the planted mark is a function of the others
+    assert list(w) == ["S0"] and w["S0"]["cross_assay"] > w["S0"]["average_activity"]  # C is a function of A, B
     truth = signal.sel(biosample="S0", assay="C").values
     average = et.baselines.average_activity(signal).sel(biosample="S0", assay="C").values
     assert mse(out.sel(biosample="S0", assay="C"), truth) < 0.5 * mse(average, truth)
@@ -92,11 +92,45 @@ def test_explicit_validation_tracks_and_their_blend():
     signal = planted()
     out = stacked_baseline(signal, [("S0", "C")], validation_tracks=[("S1", "C"), ("S2", "A")], **FAST)
     assert out.attrs["validation_tracks"] == [["S1", "C"], ["S2", "A"]]
-    w = out.attrs["stack_weights"]
+    w = out.attrs["stack_weights"]["S0"]  # S0 has no validation track of its own: the pooled weights
     regressed = cross_assay(signal, [("S0", "C")], **FAST).sel(biosample="S0", assay="C").values
     average = et.baselines.average_activity(signal).sel(biosample="S0", assay="C").values
     expected = w["average_activity"] * average + w["cross_assay"] * regressed + w["intercept"]
     np.testing.assert_allclose(out.sel(biosample="S0", assay="C").values, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_leave_one_out_weights_per_biosample_equal_their_least_squares():
+    signal = planted(n_biosamples=5, hidden=(("S0", "C"), ("S3", "B")))
+    out = stacked_baseline(signal, [("S0", "C"), ("S3", "B")], **FAST)
+    held = [tuple(p) for p in out.attrs["validation_tracks"]]
+    observed = [(b, a) for b in signal.biosample.values for a in "ABC" if signal.observed.sel(biosample=b, assay=a)]
+    assert sorted(held) == sorted(observed)  # every training track: each keeps its biosample and assay others
+    average = et.baselines.average_activity(signal)  # an observed track's own value is never in its average
+    for biosample in ("S0", "S3"):
+        own = [p for p in held if p[0] == biosample]
+        regressed = cross_assay(signal, own, **FAST)  # each leaves itself out, as leave-one-out does
+        X = np.concatenate([np.stack([average.sel(biosample=b, assay=a).values,
+                                      regressed.sel(biosample=b, assay=a).values, np.ones(signal.sizes["position"])], 1)
+                            for b, a in own])
+        y = np.concatenate([signal.sel(biosample=b, assay=a).values for b, a in own])
+        expected = np.linalg.lstsq(X.astype(np.float64), y.astype(np.float64), rcond=None)[0]
+        got = out.attrs["stack_weights"][biosample]
+        np.testing.assert_allclose([got["average_activity"], got["cross_assay"], got["intercept"]], expected,
+                                   rtol=1e-4, atol=1e-4)
+    assert out.attrs["stack_weights"]["S0"] != out.attrs["stack_weights"]["S3"]
+    pooled = stacked_baseline(signal, [("S0", "C"), ("S3", "B")], weights="pooled", **FAST)
+    assert pooled.attrs["stack_weights"]["S0"] == pooled.attrs["stack_weights"]["S3"]
+    np.testing.assert_array_equal(pooled.sel(biosample="S0", assay="A").values, np.nan * np.ones(5_000))
+
+
+def test_leave_one_out_never_sees_the_imputed_tracks():
+    observed = planted(hidden=())  # an observed track being imputed is not a validation track
+    assert ["S0", "C"] not in stacked_baseline(observed, [("S0", "C")], **FAST).attrs["validation_tracks"]
+    hidden = planted()  # a hidden one is read by nothing
+    moved = hidden.copy(data=hidden.values.copy())
+    moved.loc[{"biosample": "S0", "assay": "C"}] = 100.0
+    np.testing.assert_array_equal(stacked_baseline(moved, [("S0", "C")], **FAST).values,
+                                  stacked_baseline(hidden, [("S0", "C")], **FAST).values)
 
 
 def test_on_a_store_signal_region():
@@ -115,3 +149,7 @@ def test_bad_tracks_are_named():
     lonely = planted(hidden=[(f"S{b}", "C") for b in range(1, 6)])
     with pytest.raises(et.LabelError, match="nothing to learn it from"):
         cross_assay(lonely, [("S0", "C")], **FAST)
+    with pytest.raises(ValueError, match="'biosample' or 'pooled'"):
+        stacked_baseline(signal, [("S0", "C")], weights="assay", **FAST)
+    with pytest.raises(ValueError, match="'leave-one-out'"):
+        stacked_baseline(signal, [("S0", "C")], validation_tracks="all", **FAST)
