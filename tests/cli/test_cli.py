@@ -65,3 +65,17 @@ def test_importing_the_package_leaves_pytorch_unloaded():
 
     code = "import sys, epitensor as et; assert 'torch' not in sys.modules; et.Avocado; assert 'torch' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("module", ["epitensor", "epitensor.cli"])
+def test_python_dash_m_runs_the_command_line(module, tmp_path):
+    import subprocess
+    import sys
+
+    help_text = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0, help_text.stderr
+    assert help_text.stdout.startswith("Usage: epitensor ") and "ingest" in help_text.stdout
+    bad = subprocess.run([sys.executable, "-m", module, "info", str(tmp_path / "nothing.zarr")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert (bad.stdout + bad.stderr).strip().startswith("error: no epitensor store")
