@@ -84,8 +84,10 @@ class _Tracks:
         return np.stack(cols, axis=1), np.nan_to_num(average, nan=0.0)
 
 
-def _predict(tracks: _Tracks, b: int, a: int, *, n_train: int, seed: int, max_iter: int) -> np.ndarray:
+def _predict(tracks: _Tracks, b: int, a: int, *, n_train: int, seed: int, max_iter: int,
+             threads: int | None) -> np.ndarray:
     from sklearn.ensemble import HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_limits
 
     donors = [d for d in np.argsort(tracks.biosamples, kind="stable") if tracks.mask[d, a] and d != b]  # by label
     if not donors:
@@ -101,9 +103,10 @@ def _predict(tracks: _Tracks, b: int, a: int, *, n_train: int, seed: int, max_it
         X.append(features[rows])
         y.append(target[rows] - offset[rows])
     reg = HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=63, random_state=seed)
-    reg.fit(np.concatenate(X), np.concatenate(y))
     features, offset = tracks.features(b, a, leave_out=(b,))
-    return (reg.predict(features) + offset).astype(np.float32)
+    with threadpool_limits(threads, user_api="openmp"):  # None: scikit-learn's own choice
+        reg.fit(np.concatenate(X), np.concatenate(y))
+        return (reg.predict(features) + offset).astype(np.float32)
 
 
 def _labelled(signal: xr.DataArray, predictions: dict, name: str) -> xr.DataArray:
@@ -143,7 +146,7 @@ def _regress(tracks: _Tracks, pairs, **options) -> dict:
 
 
 def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_000, seed: int = 0,
-                max_iter: int = 200) -> xr.DataArray:
+                max_iter: int = 200, threads: int | None = None) -> xr.DataArray:
     """Predict each of ``pairs`` from its biosample's other marks (a ChromImpute-style regressor).
 
     Parameters
@@ -161,6 +164,10 @@ def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_0
     max_iter : int
         Boosting iterations (scikit-learn's ``HistGradientBoostingRegressor``; it stops early on
         its own 10% validation split).
+    threads : int, optional
+        OpenMP threads of the boosting (default: scikit-learn's, one per core). On a machine shared
+        with other work, ``threads=1`` can be many times faster: OpenMP threads spin while they
+        wait for a core. The predictions do not depend on it.
 
     Returns
     -------
@@ -181,7 +188,8 @@ def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_0
     ((6000,), True)
     """
     tracks = _Tracks(signal, train)
-    predictions = _regress(tracks, _pairs(tracks, pairs), n_train=n_train, seed=seed, max_iter=max_iter)
+    predictions = _regress(tracks, _pairs(tracks, pairs), n_train=n_train, seed=seed, max_iter=max_iter,
+                           threads=threads)
     return _labelled(signal, predictions, "cross_assay")
 
 
@@ -204,7 +212,7 @@ MIN_TRACKS_PER_BIOSAMPLE = 2
 
 def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_tracks="leave-one-out",
                      weights: str = "biosample", n_train: int = 150_000, seed: int = 0,
-                     max_iter: int = 200) -> xr.DataArray:
+                     max_iter: int = 200, threads: int | None = None) -> xr.DataArray:
     """The average activity and :func:`cross_assay`, blended by weights chosen on validation tracks.
 
     Each validation track is predicted both ways without itself, and the weights ``w_average``,
@@ -214,7 +222,7 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
 
     Parameters
     ----------
-    signal, pairs, train, n_train, seed, max_iter
+    signal, pairs, train, n_train, seed, max_iter, threads
         As for :func:`cross_assay`.
     validation_tracks : "leave-one-out", int or list of (biosample, assay)
         ``"leave-one-out"`` (default): every training track whose biosample and assay keep other
@@ -273,7 +281,7 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
     held_mask = np.zeros_like(tracks.mask)
     for b, a in held:
         held_mask[tracks.index(b, a)] = True
-    options = {"n_train": n_train, "seed": seed, "max_iter": max_iter}
+    options = {"n_train": n_train, "seed": seed, "max_iter": max_iter, "threads": threads}
     columns, truth = {}, {}
     if together:
         tracks.mask &= ~held_mask  # the validation tracks train nothing while they are scored

@@ -9,7 +9,7 @@ import xarray as xr
 import epitensor as et
 from epitensor.evaluation import cross_assay, stacked_baseline
 
-FAST = {"n_train": 3_000, "max_iter": 60}
+FAST = {"n_train": 3_000, "max_iter": 60, "threads": 1}
 
 
 def planted(n_biosamples=6, n=5_000, seed=0, hidden=(("S0", "C"),)):
@@ -60,6 +60,13 @@ def test_an_observed_track_is_left_out_of_its_own_prediction():
     without = signal.copy(data=signal.values.copy())
     without.loc[{"biosample": "S0", "assay": "C"}] = 100.0
     np.testing.assert_array_equal(pred.values, cross_assay(without, [("S0", "C")], **FAST).values)
+
+
+def test_the_thread_count_does_not_change_the_predictions():
+    signal = planted()
+    one = cross_assay(signal, [("S0", "C")], **FAST)
+    np.testing.assert_array_equal(one.values, cross_assay(signal, [("S0", "C")], **{**FAST, "threads": 2}).values)
+    np.testing.assert_array_equal(one.values, cross_assay(signal, [("S0", "C")], **{**FAST, "threads": None}).values)
 
 
 def test_labels_not_positions_choose_the_tracks():
