@@ -25,20 +25,20 @@ Measured 2026-12-02 on a 2-core AMD EPYC (AVX2), all 800,000 bins, ``n_train`` 1
 (``python experiments/stacking_experiment.py``). MSE over the five hidden tracks, relative to the
 average activity (0.1973), and the tracks with a better Pearson r than it:
 
-=========================================================  ===========  ========
-method                                                     x average    better r
-=========================================================  ===========  ========
-default ``et.Avocado(ds).fit()`` (auto)                    0.963        5 of 5
-network alone                                              1.138        1
-cross-assay alone                                          0.919        3
-mean of average + cross-assay                              0.885        5
-stacked network + average                                  0.973        3
-stacked average + cross-assay (4 validation tracks)        0.880        5
-stacked network + average + cross-assay                    0.883        5
-``stacked_baseline``, 4 validation tracks, pooled          0.880        5
-``stacked_baseline``, leave-one-out, pooled                0.907        5
-``stacked_baseline`` default (leave-one-out, per biosample) **0.832**   **5**
-=========================================================  ===========  ========
+===========================================================  ===========  ========
+method                                                       x average    better r
+===========================================================  ===========  ========
+default ``et.Avocado(ds).fit()`` (auto)                      0.963        5 of 5
+network alone                                                1.138        1
+cross-assay alone                                            0.919        3
+mean of average + cross-assay                                0.885        5
+stacked network + average                                    0.973        3
+stacked average + cross-assay (4 validation tracks)          0.880        5
+stacked network + average + cross-assay                      0.883        5
+``stacked_baseline``, 4 validation tracks, pooled            0.880        5
+``stacked_baseline``, leave-one-out, pooled                  0.907        5
+``stacked_baseline`` default (leave-one-out, per biosample)  **0.832**    **5**
+===========================================================  ===========  ========
 
 Which variant to keep was decided on the training tracks, never on the five hidden ones: with
 each training track predicted without itself, a weight scheme was scored on each training track

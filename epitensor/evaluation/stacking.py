@@ -24,7 +24,8 @@ from collections import Counter
 import numpy as np
 import xarray as xr
 
-from ..exceptions import LabelError
+from ..arguments import check_integer
+from ..exceptions import ArgumentError, LabelError
 from .baselines import training_mask
 
 LONG_NAMES = {"cross_assay": "cross-assay regression (ChromImpute-style)",
@@ -109,6 +110,11 @@ def _predict(tracks: _Tracks, b: int, a: int, *, n_train: int, seed: int, max_it
         return (reg.predict(features) + offset).astype(np.float32)
 
 
+def _threads(threads) -> int | None:
+    """``threads`` checked: None (scikit-learn's choice) or a count >= 1 (else ModelError)."""
+    return None if threads is None else check_integer(threads, "threads", 1)
+
+
 def _labelled(signal: xr.DataArray, predictions: dict, name: str) -> xr.DataArray:
     """``(biosample, assay, position)`` NaN except at the predicted tracks."""
     sig = signal.transpose("biosample", "assay", "position")
@@ -178,6 +184,8 @@ def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_0
     ------
     LabelError
         A pair not in the signal's labels, or whose assay has no training track elsewhere.
+    ModelError
+        ``threads`` is not a whole number >= 1.
 
     Examples
     --------
@@ -189,7 +197,7 @@ def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_0
     """
     tracks = _Tracks(signal, train)
     predictions = _regress(tracks, _pairs(tracks, pairs), n_train=n_train, seed=seed, max_iter=max_iter,
-                           threads=threads)
+                           threads=_threads(threads))
     return _labelled(signal, predictions, "cross_assay")
 
 
@@ -247,7 +255,7 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
     ------
     LabelError
         As :func:`cross_assay`; or no training track can serve for validation.
-    ValueError
+    ArgumentError
         ``weights`` or ``validation_tracks`` is not one of the choices.
 
     Examples
@@ -261,14 +269,14 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
     from ..model.validation import choose_validation_tracks
 
     if weights not in ("biosample", "pooled"):
-        raise ValueError(f"stacked_baseline: weights must be 'biosample' or 'pooled', got {weights!r}")
+        raise ArgumentError(f"stacked_baseline: weights must be 'biosample' or 'pooled', got {weights!r}")
+    if isinstance(validation_tracks, str) and validation_tracks != "leave-one-out":
+        raise ArgumentError(f"stacked_baseline: validation_tracks must be 'leave-one-out', a count or a list of "
+                            f"(biosample, assay), got {validation_tracks!r}")
+    together = not isinstance(validation_tracks, str)  # held out together, not each without itself
     tracks = _Tracks(signal, train)
     pairs = _pairs(tracks, pairs)
     trained = [(tracks.biosamples[b], tracks.assays[a]) for b, a in zip(*np.nonzero(tracks.mask))]
-    together = not (isinstance(validation_tracks, str) and validation_tracks == "leave-one-out")
-    if isinstance(validation_tracks, str) and together:
-        raise ValueError(f"stacked_baseline: validation_tracks must be 'leave-one-out', a count or a list of "
-                         f"(biosample, assay), got {validation_tracks!r}")
     if not together:
         held = _leave_one_out_tracks(trained, pairs)
     elif isinstance(validation_tracks, int):
@@ -281,7 +289,7 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
     held_mask = np.zeros_like(tracks.mask)
     for b, a in held:
         held_mask[tracks.index(b, a)] = True
-    options = {"n_train": n_train, "seed": seed, "max_iter": max_iter, "threads": threads}
+    options = {"n_train": n_train, "seed": seed, "max_iter": max_iter, "threads": _threads(threads)}
     columns, truth = {}, {}
     if together:
         tracks.mask &= ~held_mask  # the validation tracks train nothing while they are scored

@@ -156,7 +156,9 @@ def test_bad_tracks_are_named():
     lonely = planted(hidden=[(f"S{b}", "C") for b in range(1, 6)])
     with pytest.raises(et.LabelError, match="nothing to learn it from"):
         cross_assay(lonely, [("S0", "C")], **FAST)
-    with pytest.raises(ValueError, match="'biosample' or 'pooled'"):
+    with pytest.raises(et.ArgumentError, match="'biosample' or 'pooled'"):
         stacked_baseline(signal, [("S0", "C")], weights="assay", **FAST)
-    with pytest.raises(ValueError, match="'leave-one-out'"):
+    with pytest.raises(et.ArgumentError, match="'leave-one-out'"):
         stacked_baseline(signal, [("S0", "C")], validation_tracks="all", **FAST)
+    with pytest.raises(et.ModelError, match="threads must be an integer >= 1"):
+        cross_assay(signal, [("S0", "C")], **{**FAST, "threads": 0})
