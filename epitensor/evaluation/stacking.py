@@ -276,7 +276,7 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
     together = not isinstance(validation_tracks, str)  # held out together, not each without itself
     tracks = _Tracks(signal, train)
     pairs = _pairs(tracks, pairs)
-    trained = [(tracks.biosamples[b], tracks.assays[a]) for b, a in zip(*np.nonzero(tracks.mask))]
+    trained = sorted((tracks.biosamples[b], tracks.assays[a]) for b, a in zip(*np.nonzero(tracks.mask)))  # by label
     if not together:
         held = _leave_one_out_tracks(trained, pairs)
     elif isinstance(validation_tracks, int):

@@ -130,6 +130,17 @@ def test_leave_one_out_weights_per_biosample_equal_their_least_squares():
     np.testing.assert_array_equal(pooled.sel(biosample="S0", assay="A").values, np.nan * np.ones(5_000))
 
 
+def test_stacking_follows_labels_not_the_objects_order():
+    signal = planted(n_biosamples=5, hidden=(("S0", "C"), ("S3", "B")))
+    pairs = [("S0", "C"), ("S3", "B")]
+    for options in ({}, {"validation_tracks": 3}):
+        out = stacked_baseline(signal, pairs, **options, **FAST)
+        again = stacked_baseline(signal.isel(biosample=[3, 0, 4, 1, 2], assay=[2, 0, 1]), pairs, **options, **FAST)
+        assert again.attrs["stack_weights"] == out.attrs["stack_weights"]
+        assert again.attrs["validation_tracks"] == out.attrs["validation_tracks"]
+        xr.testing.assert_equal(again.sel(biosample="S0", assay="C"), out.sel(biosample="S0", assay="C"))
+
+
 def test_leave_one_out_never_sees_the_imputed_tracks():
     observed = planted(hidden=())  # an observed track being imputed is not a validation track
     assert ["S0", "C"] not in stacked_baseline(observed, [("S0", "C")], **FAST).attrs["validation_tracks"]
