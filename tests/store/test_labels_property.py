@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import epitensor as et
-from epitensor.store import read_tracks
+from epitensor.store import read_tracks, store_source
 
 REGION = "synthetic:1,000,000-1,002,500"  # bins 40,000-40,099: every position slice below keeps them
 BINS = np.arange(40_000, 40_100)
@@ -97,3 +97,17 @@ def test_fast_reads_equal_xarray_after_any_chain(ds, chain):
     values = read_tracks(signal, pairs, BINS)
     for row, (b, a) in zip(values, pairs):
         np.testing.assert_array_equal(row, signal.sel(biosample=b, assay=a, position=BINS).values)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(runs=st.lists(st.tuples(st.integers(0, 89_999), st.integers(1, 40_000)), min_size=1, max_size=4),
+       scattered=st.lists(st.integers(0, 89_999), max_size=5))
+def test_track_reads_at_runs_of_bins_equal_xarray(ds, runs, scattered):
+    """Positions in several runs (two contigs without the padding between them; runs out of order
+    or overlapping) and scattered bins: the chunk-file reads give what xarray selects."""
+    positions = np.concatenate([np.arange(lo, min(lo + n, 90_000)) for lo, n in runs] + [np.asarray(scattered, int)])
+    assert store_source(ds.signal) is not None  # the fast path is the one under test
+    pairs = [("B03", "H3K4me3"), ("B00", "H3K27me3"), ("B01", "H3K4me3")]
+    values = read_tracks(ds.signal, pairs, positions)
+    for row, (b, a) in zip(values, pairs):
+        np.testing.assert_array_equal(row, ds.signal.sel(biosample=b, assay=a).values[positions])
