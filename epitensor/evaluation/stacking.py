@@ -41,6 +41,16 @@ def _windowed(x: np.ndarray) -> list[np.ndarray]:
     return [x] + [uniform_filter1d(x, w, mode="nearest") for w in WINDOWS]
 
 
+def _read(signal: xr.DataArray) -> np.ndarray:
+    """``signal`` ``(biosample, assay, position)`` in memory as float32: from the store's chunk files
+    when it is an unmodified store selection (:func:`epitensor.store.store_source`), else through xarray."""
+    from ..store import read_selection, store_source
+
+    source = store_source(signal)
+    values = read_selection(signal, source, slice(None)) if source is not None else signal
+    return np.array(values.values, dtype=np.float32)  # a copy: the caller masks it in place
+
+
 class _Tracks:
     """The training tracks of a signal region in memory: ``values[b, a]``, NaN where not training."""
 
@@ -49,8 +59,8 @@ class _Tracks:
         self.mask = training_mask(self.signal, train).values
         self.biosamples = [str(b) for b in self.signal.biosample.values]
         self.assays = [str(a) for a in self.signal.assay.values]
-        self.values = np.asarray(self.signal.where(xr.DataArray(self.mask, dims=("biosample", "assay"))).values,
-                                 dtype=np.float32)
+        self.values = _read(self.signal)
+        self.values[~self.mask] = np.nan
 
     def index(self, biosample, assay) -> tuple[int, int]:
         try:
@@ -67,9 +77,10 @@ class _Tracks:
         rows = [b for b in np.argsort(self.biosamples, kind="stable") if keep[b]]  # summed in label order
         return self.values[rows, a].mean(axis=0)
 
-    def features(self, b: int, a: int, leave_out) -> tuple[np.ndarray, np.ndarray]:
+    def features(self, b: int, a: int, leave_out, rows=slice(None)) -> tuple[np.ndarray, np.ndarray]:
         """The regressor's features of track (b, a) and the offset it predicts from (the average
-        activity of ``a`` without ``leave_out``; 0 where no other biosample has ``a``)."""
+        activity of ``a`` without ``leave_out``; 0 where no other biosample has ``a``), at the
+        positions ``rows`` (windows are taken over every position first)."""
         cols = []
         absent = [np.full(self.values.shape[2], np.nan, dtype=np.float32)] * (2 * (1 + len(WINDOWS)))
         for other in np.argsort(self.assays, kind="stable"):  # by label: the object's order does not matter
@@ -82,7 +93,7 @@ class _Tracks:
                 cols += absent
         average = self.average(a, leave_out)
         cols += _windowed(average)
-        return np.stack(cols, axis=1), np.nan_to_num(average, nan=0.0)
+        return np.stack([c[rows] for c in cols], axis=1), np.nan_to_num(average[rows], nan=0.0)
 
 
 def _predict(tracks: _Tracks, b: int, a: int, *, n_train: int, seed: int, max_iter: int,
@@ -100,9 +111,9 @@ def _predict(tracks: _Tracks, b: int, a: int, *, n_train: int, seed: int, max_it
         target = tracks.values[d, a]
         rows = np.flatnonzero(np.isfinite(target))
         rows = rng.choice(rows, size=min(n_train, len(rows)), replace=False)
-        features, offset = tracks.features(d, a, leave_out=(d, b))
-        X.append(features[rows])
-        y.append(target[rows] - offset[rows])
+        features, offset = tracks.features(d, a, leave_out=(d, b), rows=rows)
+        X.append(features)
+        y.append(target[rows] - offset)
     reg = HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=63, random_state=seed)
     features, offset = tracks.features(b, a, leave_out=(b,))
     with threadpool_limits(threads, user_api="openmp"):  # None: scikit-learn's own choice

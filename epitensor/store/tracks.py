@@ -89,9 +89,13 @@ class TrackArray:
 
     def read_grid(self, b_rows, a_rows, lo: int, hi: int) -> np.ndarray:
         """Values ``(len(b_rows), len(a_rows), hi - lo)`` of every track of the rows given."""
-        if self.files is not None:
-            return np.stack([np.stack([self.read(b, a, lo, hi) for a in a_rows]) for b in b_rows])
-        return self.array.oindex[np.asarray(b_rows), np.asarray(a_rows), lo:hi]
+        if self.files is None:
+            return self.array.oindex[np.asarray(b_rows), np.asarray(a_rows), lo:hi]
+        out = np.empty((len(b_rows), len(a_rows), hi - lo), dtype=np.float32)
+        for i, b in enumerate(b_rows):
+            for j, a in enumerate(a_rows):
+                out[i, j] = self.read(b, a, lo, hi)
+        return out
 
     def read_at(self, b: int, a: int, positions) -> np.ndarray:
         """Values of track ``(b, a)`` at the scattered store rows ``positions``."""
