@@ -47,8 +47,9 @@ def _read(signal: xr.DataArray) -> np.ndarray:
     from ..store import read_selection, store_source
 
     source = store_source(signal)
-    values = read_selection(signal, source, slice(None)) if source is not None else signal
-    return np.array(values.values, dtype=np.float32)  # a copy: the caller masks it in place
+    if source is not None:  # a new array already
+        return read_selection(signal, source, slice(None)).values.astype(np.float32, copy=False)
+    return np.array(signal.values, dtype=np.float32)  # a copy: the caller masks it in place
 
 
 class _Tracks:

@@ -146,6 +146,16 @@ def _runs(rows: np.ndarray, chunk: int) -> list[tuple[int, int]] | None:
     return [(int(rows[s]), int(rows[e - 1]) + 1) for s, e in zip(starts, ends)]
 
 
+def _store_runs(store_positions: pd.Index, positions: pd.Index, chunk: int) -> list[tuple[int, int]] | None:
+    """Store rows holding genome-wide bins ``positions``, in order, as runs ``[lo, hi)`` (one for a
+    window); None when some are not in the store or they are scattered (:func:`_runs`)."""
+    span = _store_window(store_positions, positions)
+    if span is not None:
+        return [span]
+    rows = _indexer(store_positions, positions)
+    return None if (rows < 0).any() else _runs(rows, chunk)
+
+
 def _read_rows(source, b_rows, a_rows, lo: int, hi: int) -> np.ndarray:
     return _open(*source)[0].read_grid(b_rows, a_rows, lo, hi)
 
@@ -154,13 +164,14 @@ def read_selection(da: xr.DataArray, source: tuple[Path, str], window: slice) ->
     """``da.isel(position=window)`` in memory, read from the store by labels and bin numbers."""
     # index the coordinates only: a zero-strided stand-in for the data skips dask's slicing
     part = da.copy(deep=False, data=np.broadcast_to(np.float32(np.nan), da.shape)).isel(position=window)
-    _, biosamples, assays, store_positions = _open(*source)
+    track, biosamples, assays, store_positions = _open(*source)
     coords = part.coords.variables
     rows = [_rows(labels, coords[dim].values, dim) for dim, labels in zip(TRACK_DIMS[:2], (biosamples, assays))]
-    span = _store_window(store_positions, part.xindexes["position"].index)
-    if span is None:
+    runs = _store_runs(store_positions, part.xindexes["position"].index, track.chunk)
+    if runs is None:
         return da.isel(position=window).load()
-    values = _read_rows(source, np.atleast_1d(rows[0]), np.atleast_1d(rows[1]), *span)
+    parts = [_read_rows(source, np.atleast_1d(rows[0]), np.atleast_1d(rows[1]), lo, hi) for lo, hi in runs]
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
     return part.copy(deep=False, data=values[tuple(0 if np.ndim(i) == 0 else slice(None) for i in rows)])
 
 
@@ -208,9 +219,8 @@ def read_tracks(da: xr.DataArray, pairs, positions) -> np.ndarray:
     source = store_source(da)
     if source is not None:
         track, biosamples, assays, store_positions = _open(*source)
-        span = _store_window(store_positions, positions)
-        rows = _indexer(store_positions, positions) if span is None else None
-        runs = [span] if span is not None else _runs(rows, track.chunk)
+        runs = _store_runs(store_positions, positions, track.chunk)
+        rows = _indexer(store_positions, positions) if runs is None else None
         for i, (b, a) in enumerate(pairs):
             bi, ai = _rows(biosamples, b, "biosample"), _rows(assays, a, "assay")
             if runs is None:

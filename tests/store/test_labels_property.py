@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import epitensor as et
-from epitensor.store import read_tracks, store_source
+from epitensor.store import read_selection, read_tracks, store_source
 
 REGION = "synthetic:1,000,000-1,002,500"  # bins 40,000-40,099: every position slice below keeps them
 BINS = np.arange(40_000, 40_100)
@@ -102,6 +102,8 @@ def test_fast_reads_equal_xarray_after_any_chain(ds, chain):
 @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(runs=st.lists(st.tuples(st.integers(0, 89_999), st.integers(1, 40_000)), min_size=1, max_size=4),
        scattered=st.lists(st.integers(0, 89_999), max_size=5))
+@example(runs=[(0, 30_000), (50_000, 40_000)], scattered=[])  # two contigs and the padding between them
+@example(runs=[(50_000, 40_000), (0, 30_000)], scattered=[])
 def test_track_reads_at_runs_of_bins_equal_xarray(ds, runs, scattered):
     """Positions in several runs (two contigs without the padding between them; runs out of order
     or overlapping) and scattered bins: the chunk-file reads give what xarray selects."""
@@ -111,3 +113,8 @@ def test_track_reads_at_runs_of_bins_equal_xarray(ds, runs, scattered):
     values = read_tracks(ds.signal, pairs, positions)
     for row, (b, a) in zip(values, pairs):
         np.testing.assert_array_equal(row, ds.signal.sel(biosample=b, assay=a).values[positions])
+    subset = ds.signal.isel(biosample=[3, 0], position=positions)  # a lazy selection: read whole from the chunks
+    source = store_source(subset)
+    assert source is not None
+    got = read_selection(subset, source, slice(None))
+    xr.testing.assert_identical(got, subset.load())
