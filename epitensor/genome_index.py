@@ -234,10 +234,9 @@ class _LocationArray(BackendArray):
         return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._get)
 
     def _get(self, key):
-        (k,) = key
-        positions = self.first + (np.arange(self.shape[0])[k] if not isinstance(k, slice)
-                                  else np.arange(*k.indices(self.shape[0])))
-        return locations(self.genome, positions)[self.field]
+        (k,) = key  # a slice or non-negative integers (xarray's lazy indexing normalises the rest)
+        offsets = np.arange(*k.indices(self.shape[0])) if isinstance(k, slice) else np.asarray(k, dtype=np.int64)
+        return locations(self.genome, self.first + offsets)[self.field]
 
 
 def locations(genome: Genome, positions) -> dict[str, np.ndarray]:

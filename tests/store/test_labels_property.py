@@ -118,3 +118,19 @@ def test_track_reads_at_runs_of_bins_equal_xarray(ds, runs, scattered):
     assert source is not None
     got = read_selection(subset, source, slice(None))
     xr.testing.assert_identical(got, subset.load())
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lo=st.integers(0, 89_000), n=st.integers(1, 1_000),
+       picks=st.lists(st.integers(-1_000, 999), min_size=1, max_size=20), mask_seed=st.integers(0, 2**16))
+def test_location_coordinates_follow_any_position_indexer(ds, lo, n, picks, mask_seed):
+    """chrom/start/end of a position slice, then integers (negative ones too) or a boolean mask:
+    the same as the whole coordinates (read through a slice) indexed by numpy."""
+    part = ds.isel(position=slice(lo, lo + n))
+    whole = {c: ds[c].values[lo : lo + n] for c in ("position", "chrom", "start", "end")}
+    picks = [p for p in picks if -n <= p < len(whole["position"])] or [0]
+    mask = np.random.default_rng(mask_seed).random(len(whole["position"])) < 0.3
+    for indexer in (picks, mask):
+        got = part.isel(position=indexer)
+        for c, values in whole.items():
+            np.testing.assert_array_equal(got[c].values, values[indexer])
