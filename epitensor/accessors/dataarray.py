@@ -21,8 +21,9 @@ class EpiDataArrayAccessor(EpiBase):
         When this object is a store variable that has only been indexed since
         :func:`epitensor.open_dataset` (``ds.signal.sel(biosample=..., assay=...)``), the bins are
         read from the store's chunk files in this thread (:mod:`epitensor.store.direct`), skipping dask's
-        graph and scheduler, which cost more than the read itself for a region of a few tracks.
-        Anything else is loaded through dask. Use :meth:`region` to stay lazy (large selections, many tracks, Dask clusters).
+        graph and scheduler, which cost more than the read itself for a region of a few tracks. A
+        list of regions is read region by region the same way, unless its bins are scattered
+        (many short regions per chunk). Anything else is loaded through dask. Use :meth:`region` to stay lazy (large selections, many tracks, Dask clusters).
 
         Parameters
         ----------
@@ -55,10 +56,7 @@ class EpiDataArrayAccessor(EpiBase):
         source = store_source(obj)
         if source is None:
             return self.region(region).load()
-        indexer = self._indexer(obj, region)
-        if not isinstance(indexer, slice):
-            return obj.isel(position=indexer).load()
-        return read_selection(obj, source, indexer)
+        return read_selection(obj, source, self._indexer(obj, region))
 
     def plot(self, **kwargs):
         """Plot tracks of one contig's region with base pairs on x (``start``), one line per track.

@@ -133,44 +133,87 @@ def _runs(rows: np.ndarray, chunk: int) -> list[tuple[int, int]] | None:
     """Store rows ``rows`` as runs ``[lo, hi)`` of consecutive rows, in order; None when they are
     scattered.
 
-    Several contigs of a store with padded chunks (``region=["chr21", "chr22"]``) are one run each.
-    A run decodes every chunk it touches, up to two more than its length needs, and zarr's read of
-    scattered rows costs several chunk decodes' worth per chunk of rows; so runs are used while
-    there are at most four per chunk's worth of rows.
+    Several contigs of a store with padded chunks (``region=["chr21", "chr22"]``) or a list of
+    regions are one run each. A run decodes every chunk it touches, so runs are used while they
+    decode at most twice the chunks that hold ``rows`` (what one read of the rows decodes); many
+    runs within a chunk (every 8th bin) are left to zarr's read of scattered rows.
     """
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    if len(breaks) + 1 > max(1, 4 * len(rows) // chunk):
+    first, last = rows[np.concatenate([[0], breaks])], rows[np.concatenate([breaks, [len(rows)]]) - 1]
+    span = int(rows.max()) // chunk - int(rows.min()) // chunk + 1
+    if len(first) > 2 * span:  # each run decodes at least one chunk
         return None
-    starts = np.concatenate([[0], breaks])
-    ends = np.concatenate([breaks, [len(rows)]])
-    return [(int(rows[s]), int(rows[e - 1]) + 1) for s, e in zip(starts, ends)]
+    c_first, c_last = first // chunk, last // chunk
+    order = np.argsort(c_first, kind="stable")  # the chunks the runs touch, merged: those holding rows
+    lo, hi = c_first[order], c_last[order]
+    reach = np.maximum.accumulate(hi)
+    starts = np.flatnonzero(np.concatenate([[True], lo[1:] > reach[:-1]]))
+    ends = np.concatenate([starts[1:], [len(lo)]]) - 1
+    held = int((reach[ends] - lo[starts] + 1).sum())
+    if int((c_last - c_first + 1).sum()) > 2 * held:
+        return None
+    return [(int(a), int(b) + 1) for a, b in zip(first, last)]
 
 
-def _store_runs(store_positions: pd.Index, positions: pd.Index, chunk: int) -> list[tuple[int, int]] | None:
-    """Store rows holding genome-wide bins ``positions``, in order, as runs ``[lo, hi)`` (one for a
-    window); None when some are not in the store or they are scattered (:func:`_runs`)."""
+#: Most store rows read at once to gather scattered positions from the chunks between them
+#: (64 MiB of float32 per track); wider spans are left to zarr's read of scattered rows.
+MAX_SPAN_ROWS = 2**24
+
+
+def _spanned(rows: np.ndarray, chunk: int) -> tuple[int, int, np.ndarray] | None:
+    """``(lo, hi, rows - lo)``: scattered ``rows`` gathered from one read of store rows ``[lo, hi)``,
+    when that decodes at most twice the chunks holding them (every 8th bin of chr21 and chr22, a
+    list of short regions in a few chunks) and spans at most :data:`MAX_SPAN_ROWS`; else None."""
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    span = (hi - 1) // chunk - lo // chunk + 1
+    if hi - lo > MAX_SPAN_ROWS or span > 2 * len(np.unique(rows // chunk)):
+        return None
+    return lo, hi, rows - lo
+
+
+def _store_segments(store_positions: pd.Index, positions: pd.Index, chunk: int) -> list[tuple[int, int, np.ndarray | None]] | None:
+    """How to read genome-wide bins ``positions`` from the store: segments ``(lo, hi, take)``, each
+    the store rows ``[lo, hi)`` (``take``: the rows wanted among them, None for all), in order.
+    One segment for a window, one per run of consecutive rows (:func:`_runs`), or one read
+    gathered from (:func:`_spanned`); None when some are not in the store or they are too scattered."""
     span = _store_window(store_positions, positions)
     if span is not None:
-        return [span]
+        return [(*span, None)]
     rows = _indexer(store_positions, positions)
-    return None if (rows < 0).any() else _runs(rows, chunk)
+    if (rows < 0).any():
+        return None
+    runs = _runs(rows, chunk)
+    if runs is not None:
+        return [(lo, hi, None) for lo, hi in runs]
+    spanned = _spanned(rows, chunk)
+    return None if spanned is None else [spanned]
 
 
-def _read_rows(source, b_rows, a_rows, lo: int, hi: int) -> np.ndarray:
-    return _open(*source)[0].read_grid(b_rows, a_rows, lo, hi)
+def _read_segment(source, b_rows, a_rows, lo: int, hi: int, take) -> np.ndarray:
+    """Values ``(len(b_rows), len(a_rows), n)`` of store rows ``[lo, hi)`` (at ``take`` among them),
+    read track by track when gathering, so that only one track's span is in memory at a time."""
+    track = _open(*source)[0]
+    if take is None:
+        return track.read_grid(b_rows, a_rows, lo, hi)
+    out = np.empty((len(b_rows), len(a_rows), len(take)), dtype=np.float32)
+    for i, b in enumerate(b_rows):
+        for j, a in enumerate(a_rows):
+            out[i, j] = track.read_grid([b], [a], lo, hi)[0, 0, take]
+    return out
 
 
-def read_selection(da: xr.DataArray, source: tuple[Path, str], window: slice) -> xr.DataArray:
-    """``da.isel(position=window)`` in memory, read from the store by labels and bin numbers."""
+def read_selection(da: xr.DataArray, source: tuple[Path, str], window: slice | np.ndarray) -> xr.DataArray:
+    """``da.isel(position=window)`` in memory, read from the store by labels and bin numbers (a
+    ``window`` of integers is read as :func:`_store_segments` says, or through xarray)."""
     # index the coordinates only: a zero-strided stand-in for the data skips dask's slicing
     part = da.copy(deep=False, data=np.broadcast_to(np.float32(np.nan), da.shape)).isel(position=window)
     track, biosamples, assays, store_positions = _open(*source)
     coords = part.coords.variables
     rows = [_rows(labels, coords[dim].values, dim) for dim, labels in zip(TRACK_DIMS[:2], (biosamples, assays))]
-    runs = _store_runs(store_positions, part.xindexes["position"].index, track.chunk)
-    if runs is None:
+    segments = _store_segments(store_positions, part.xindexes["position"].index, track.chunk)
+    if segments is None:
         return da.isel(position=window).load()
-    parts = [_read_rows(source, np.atleast_1d(rows[0]), np.atleast_1d(rows[1]), lo, hi) for lo, hi in runs]
+    parts = [_read_segment(source, np.atleast_1d(rows[0]), np.atleast_1d(rows[1]), *seg) for seg in segments]
     values = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
     return part.copy(deep=False, data=values[tuple(0 if np.ndim(i) == 0 else slice(None) for i in rows)])
 
@@ -219,17 +262,18 @@ def read_tracks(da: xr.DataArray, pairs, positions) -> np.ndarray:
     source = store_source(da)
     if source is not None:
         track, biosamples, assays, store_positions = _open(*source)
-        runs = _store_runs(store_positions, positions, track.chunk)
-        rows = _indexer(store_positions, positions) if runs is None else None
+        segments = _store_segments(store_positions, positions, track.chunk)
+        rows = _indexer(store_positions, positions) if segments is None else None
         for i, (b, a) in enumerate(pairs):
             bi, ai = _rows(biosamples, b, "biosample"), _rows(assays, a, "assay")
-            if runs is None:
+            if segments is None:
                 out[i] = track.read_at(bi, ai, rows)
                 continue
             at = 0
-            for lo, hi in runs:
-                out[i, at : at + hi - lo] = _read_rows(source, [bi], [ai], lo, hi)[0, 0]
-                at += hi - lo
+            for lo, hi, take in segments:
+                values = _read_segment(source, [bi], [ai], lo, hi, take)[0, 0]
+                out[i, at : at + len(values)] = values
+                at += len(values)
         return out
     b_sel = xr.DataArray([b for b, _ in pairs], dims="track")
     a_sel = xr.DataArray([a for _, a in pairs], dims="track")

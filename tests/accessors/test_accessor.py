@@ -1,5 +1,6 @@
 """Every .epi accessor method on numpy-backed and dask-backed inputs (cf_xarray's habit)."""
 
+import dask
 import numpy as np
 import pandas as pd
 import pytest
@@ -80,6 +81,17 @@ def test_read_of_a_store_track_computes_no_dask_graph(store, no_compute):
     assert values.shape == (40_000,) and np.isfinite(values).any() == bool(track.observed)
     with pytest.raises(RuntimeError):
         (track + 0).epi.read("chr22:1Mb-2Mb")  # arithmetic is dask's work: the guard sees it
+
+
+def test_read_of_a_list_of_regions_computes_no_dask_graph(store, no_compute):
+    """Regions on two contigs, out of genome order and overlapping: read region by region from the
+    chunk files, and equal to the lazy selection loaded (with dask allowed again)."""
+    regions = ["chr22:1Mb-1.2Mb", "chr21:4.9Mb-5Mb", "chr21:4.95Mb-5.05Mb"]
+    signal = et.open_dataset(store).signal.sel(biosample=["B03", "B00"])
+    got = signal.epi.read(regions)  # would raise if dask computed anything
+    assert isinstance(got.data, np.ndarray)
+    with dask.config.set(scheduler="sync"):
+        xr.testing.assert_identical(got, signal.epi.region(regions).load())
 
 
 def test_read_follows_a_store_that_grew(tmp_path):

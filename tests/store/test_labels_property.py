@@ -9,6 +9,7 @@ gives for the same labels, or raise a project error.
 
 from __future__ import annotations
 
+import dask
 import numpy as np
 import pytest
 import xarray as xr
@@ -134,3 +135,18 @@ def test_location_coordinates_follow_any_position_indexer(ds, lo, n, picks, mask
         got = part.isel(position=indexer)
         for c, values in whole.items():
             np.testing.assert_array_equal(got[c].values, values[indexer])
+
+
+@pytest.mark.parametrize("positions", [
+    np.arange(3, 90_000, 8),  # every 8th bin: one read of the span, then every 8th row of it
+    np.concatenate([np.arange(lo, lo + 40) for lo in (41_000, 40_100, 40_500, 40_120)]),  # short regions in one chunk, out of order, overlapping
+], ids=["every 8th bin", "short regions"])
+def test_scattered_positions_gathered_from_one_read_equal_xarray(ds, positions, no_compute):
+    pairs = [("B02", "H3K27ac"), ("B00", "H3K4me3")]
+    values = read_tracks(ds.signal, pairs, positions)
+    subset = ds.signal.isel(biosample=[2, 0], position=positions)
+    got = read_selection(subset, store_source(subset), slice(None))  # dask would raise here (no_compute)
+    with dask.config.set(scheduler="sync"):
+        for row, (b, a) in zip(values, pairs):
+            np.testing.assert_array_equal(row, ds.signal.sel(biosample=b, assay=a).values[positions])
+        xr.testing.assert_identical(got, subset.load())
