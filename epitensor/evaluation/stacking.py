@@ -226,6 +226,10 @@ def _blend_weights(columns: list[np.ndarray], truth: list[np.ndarray]) -> np.nda
                            rcond=None)[0]
 
 
+def _named(w: np.ndarray) -> dict:
+    return {"average_activity": float(w[0]), "cross_assay": float(w[1]), "intercept": float(w[2])}
+
+
 #: Fewest validation tracks of a biosample that give it weights of its own (else the pooled ones).
 MIN_TRACKS_PER_BIOSAMPLE = 2
 
@@ -261,7 +265,8 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
     DataArray
         ``(biosample, assay, position)`` float32, NaN except at ``pairs``, named ``stacked``, with
         ``attrs["stack_weights"]`` (per biosample of ``pairs``: ``{"average_activity": w,
-        "cross_assay": w, "intercept": c}``) and ``attrs["validation_tracks"]``.
+        "cross_assay": w, "intercept": c}``), ``attrs["pooled_weights"]`` (the weights of all the
+        validation tracks together: what ``weights="pooled"`` uses) and ``attrs["validation_tracks"]``.
 
     Raises
     ------
@@ -329,7 +334,7 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
         w = chosen[b]
         predictions[(b, a)] = (w[0] * average + w[1] * regressed + w[2]).astype(np.float32)
     out = _labelled(signal, predictions, "stacked")
-    out.attrs["stack_weights"] = {b: {"average_activity": float(w[0]), "cross_assay": float(w[1]),
-                                      "intercept": float(w[2])} for b, w in chosen.items()}
+    out.attrs["stack_weights"] = {b: _named(w) for b, w in chosen.items()}
+    out.attrs["pooled_weights"] = _named(pooled)
     out.attrs["validation_tracks"] = [list(p) for p in held]
     return out

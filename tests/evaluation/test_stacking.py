@@ -126,7 +126,7 @@ def test_leave_one_out_weights_per_biosample_equal_their_least_squares():
                                    rtol=1e-4, atol=1e-4)
     assert out.attrs["stack_weights"]["S0"] != out.attrs["stack_weights"]["S3"]
     pooled = stacked_baseline(signal, [("S0", "C"), ("S3", "B")], weights="pooled", **FAST)
-    assert pooled.attrs["stack_weights"]["S0"] == pooled.attrs["stack_weights"]["S3"]
+    assert pooled.attrs["stack_weights"]["S0"] == pooled.attrs["stack_weights"]["S3"] == out.attrs["pooled_weights"]
     np.testing.assert_array_equal(pooled.sel(biosample="S0", assay="A").values, np.nan * np.ones(5_000))
 
 
