@@ -129,30 +129,19 @@ def _indexer(index: pd.Index, positions: pd.Index) -> np.ndarray:
     return rows
 
 
-def _runs(rows: np.ndarray, chunk: int) -> list[tuple[int, int]] | None:
-    """Store rows ``rows`` as runs ``[lo, hi)`` of consecutive rows, in order; None when they are
-    scattered.
-
-    Several contigs of a store with padded chunks (``region=["chr21", "chr22"]``) or a list of
-    regions are one run each. A run decodes every chunk it touches, so runs are used while they
-    decode at most twice the chunks that hold ``rows`` (what one read of the rows decodes); many
-    runs within a chunk (every 8th bin) are left to zarr's read of scattered rows.
-    """
+def _run_bounds(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last store row of each run of consecutive ``rows``, in order."""
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    first, last = rows[np.concatenate([[0], breaks])], rows[np.concatenate([breaks, [len(rows)]]) - 1]
-    span = int(rows.max()) // chunk - int(rows.min()) // chunk + 1
-    if len(first) > 2 * span:  # each run decodes at least one chunk
-        return None
-    c_first, c_last = first // chunk, last // chunk
-    order = np.argsort(c_first, kind="stable")  # the chunks the runs touch, merged: those holding rows
-    lo, hi = c_first[order], c_last[order]
-    reach = np.maximum.accumulate(hi)
+    return rows[np.concatenate([[0], breaks])], rows[np.concatenate([breaks, [len(rows)]]) - 1]
+
+
+def _chunks_held(c_first: np.ndarray, c_last: np.ndarray) -> int:
+    """How many chunks the chunk ranges ``[c_first, c_last]`` cover together (overlaps merged)."""
+    order = np.argsort(c_first, kind="stable")
+    lo, reach = c_first[order], np.maximum.accumulate(c_last[order])
     starts = np.flatnonzero(np.concatenate([[True], lo[1:] > reach[:-1]]))
     ends = np.concatenate([starts[1:], [len(lo)]]) - 1
-    held = int((reach[ends] - lo[starts] + 1).sum())
-    if int((c_last - c_first + 1).sum()) > 2 * held:
-        return None
-    return [(int(a), int(b) + 1) for a, b in zip(first, last)]
+    return int((reach[ends] - lo[starts] + 1).sum())
 
 
 #: Most store rows read at once to gather scattered positions from the chunks between them
@@ -160,33 +149,35 @@ def _runs(rows: np.ndarray, chunk: int) -> list[tuple[int, int]] | None:
 MAX_SPAN_ROWS = 2**24
 
 
-def _spanned(rows: np.ndarray, chunk: int) -> tuple[int, int, np.ndarray] | None:
-    """``(lo, hi, rows - lo)``: scattered ``rows`` gathered from one read of store rows ``[lo, hi)``,
-    when that decodes at most twice the chunks holding them (every 8th bin of chr21 and chr22, a
-    list of short regions in a few chunks) and spans at most :data:`MAX_SPAN_ROWS`; else None."""
-    lo, hi = int(rows.min()), int(rows.max()) + 1
-    span = (hi - 1) // chunk - lo // chunk + 1
-    if hi - lo > MAX_SPAN_ROWS or span > 2 * len(np.unique(rows // chunk)):
-        return None
-    return lo, hi, rows - lo
-
-
 def _store_segments(store_positions: pd.Index, positions: pd.Index, chunk: int) -> list[tuple[int, int, np.ndarray | None]] | None:
     """How to read genome-wide bins ``positions`` from the store: segments ``(lo, hi, take)``, each
-    the store rows ``[lo, hi)`` (``take``: the rows wanted among them, None for all), in order.
-    One segment for a window, one per run of consecutive rows (:func:`_runs`), or one read
-    gathered from (:func:`_spanned`); None when some are not in the store or they are too scattered."""
+    the store rows ``[lo, hi)`` (``take``: the rows wanted among them, None for all), in order;
+    None when some are not in the store or they are too scattered.
+
+    - One segment for a window of consecutive rows.
+    - One per run of consecutive rows (several contigs of a store with padded chunks, a list of
+      regions), while the runs decode at most twice the chunks that hold the rows: a run decodes
+      every chunk it touches.
+    - Else one read of the rows' whole span, gathered, while the span is at most twice the chunks
+      that hold the rows and :data:`MAX_SPAN_ROWS` (every 8th bin of chr21 and chr22, short regions
+      within a chunk).
+    - Else None: zarr's read of scattered rows.
+    """
     span = _store_window(store_positions, positions)
     if span is not None:
         return [(*span, None)]
     rows = _indexer(store_positions, positions)
     if (rows < 0).any():
         return None
-    runs = _runs(rows, chunk)
-    if runs is not None:
-        return [(lo, hi, None) for lo, hi in runs]
-    spanned = _spanned(rows, chunk)
-    return None if spanned is None else [spanned]
+    first, last = _run_bounds(rows)
+    c_first, c_last = first // chunk, last // chunk
+    held = _chunks_held(c_first, c_last)
+    if int((c_last - c_first + 1).sum()) <= 2 * held:
+        return [(int(a), int(b) + 1, None) for a, b in zip(first, last)]
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    if hi - lo <= MAX_SPAN_ROWS and (hi - 1) // chunk - lo // chunk + 1 <= 2 * held:
+        return [(lo, hi, rows - lo)]
+    return None
 
 
 def _read_segment(source, b_rows, a_rows, lo: int, hi: int, take) -> np.ndarray:
