@@ -27,6 +27,7 @@ import xarray as xr
 from ..arguments import check_integer
 from ..exceptions import ArgumentError, LabelError
 from .baselines import training_mask
+from .trees import TreeEnsemble
 
 LONG_NAMES = {"cross_assay": "cross-assay regression (ChromImpute-style)",
               "stacked": "average activity and cross-assay regression, stacked on validation tracks"}
@@ -52,7 +53,7 @@ def _read(signal: xr.DataArray) -> np.ndarray:
     return np.array(signal.values, dtype=np.float32)  # a copy: the caller masks it in place
 
 
-class _Tracks:
+class TrackTable:
     """The training tracks of a signal region in memory: ``values[b, a]``, NaN where not training."""
 
     def __init__(self, signal: xr.DataArray, train):
@@ -62,6 +63,14 @@ class _Tracks:
         self.assays = [str(a) for a in self.signal.assay.values]
         self.values = _read(self.signal)
         self.values[~self.mask] = np.nan
+
+    @classmethod
+    def from_values(cls, values: np.ndarray, mask: np.ndarray, biosamples, assays) -> TrackTable:
+        """Tracks already in memory: ``values[b, a]`` (float32, NaN where ``mask`` is False)."""
+        tracks = cls.__new__(cls)
+        tracks.signal, tracks.mask, tracks.values = None, np.asarray(mask, dtype=bool).copy(), values
+        tracks.biosamples, tracks.assays = [str(b) for b in biosamples], [str(a) for a in assays]
+        return tracks
 
     def index(self, biosample, assay) -> tuple[int, int]:
         try:
@@ -97,8 +106,10 @@ class _Tracks:
         return np.stack([c[rows] for c in cols], axis=1), np.nan_to_num(average[rows], nan=0.0)
 
 
-def _predict(tracks: _Tracks, b: int, a: int, *, n_train: int, seed: int, max_iter: int,
-             threads: int | None) -> np.ndarray:
+def fit_regressor(tracks: TrackTable, b: int, a: int, *, n_train: int, seed: int, max_iter: int,
+                  threads: int | None) -> TreeEnsemble:
+    """The regressor of track (b, a): how ``a`` departs from its average activity, learned from the
+    donor biosamples where ``a`` is a training track (never ``b``), as a :class:`TreeEnsemble`."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 
@@ -115,11 +126,18 @@ def _predict(tracks: _Tracks, b: int, a: int, *, n_train: int, seed: int, max_it
         features, offset = tracks.features(d, a, leave_out=(d, b), rows=rows)
         X.append(features)
         y.append(target[rows] - offset)
+    X = np.concatenate(X)
+    X[:, np.isnan(X).all(axis=0)] = 0.0  # an assay no donor has: constant, so no tree splits on it
     reg = HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=63, random_state=seed)
-    features, offset = tracks.features(b, a, leave_out=(b,))
     with threadpool_limits(threads, user_api="openmp"):  # None: scikit-learn's own choice
-        reg.fit(np.concatenate(X), np.concatenate(y))
-        return (reg.predict(features) + offset).astype(np.float32)
+        reg.fit(X, np.concatenate(y))
+    return TreeEnsemble.from_regressor(reg)
+
+
+def _predict(tracks: TrackTable, b: int, a: int, *, threads: int | None, **options) -> np.ndarray:
+    trees = fit_regressor(tracks, b, a, threads=threads, **options)
+    features, offset = tracks.features(b, a, leave_out=(b,))
+    return trees.predict(features, threads) + offset
 
 
 def _threads(threads) -> int | None:
@@ -142,14 +160,14 @@ def _labelled(signal: xr.DataArray, predictions: dict, name: str) -> xr.DataArra
     return xr.DataArray(out, dims=sig.dims, coords=coords, attrs=attrs, name=name)
 
 
-def _pairs(tracks: _Tracks, pairs) -> list[tuple[str, str]]:
+def _pairs(tracks: TrackTable, pairs) -> list[tuple[str, str]]:
     pairs = [(str(b), str(a)) for b, a in pairs]
     for p in pairs:
         tracks.index(*p)
     return pairs
 
 
-def _regress(tracks: _Tracks, pairs, **options) -> dict:
+def _regress(tracks: TrackTable, pairs, **options) -> dict:
     """The regressor's prediction of each of ``pairs``: ``(biosample, assay) -> values``."""
     predictions = {}
     for b, a in pairs:
@@ -207,13 +225,13 @@ def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_0
     >>> pred.sel(biosample="B00", assay="H3K27ac").shape, bool(pred.sel(biosample="B01").isnull().all())
     ((6000,), True)
     """
-    tracks = _Tracks(signal, train)
+    tracks = TrackTable(signal, train)
     predictions = _regress(tracks, _pairs(tracks, pairs), n_train=n_train, seed=seed, max_iter=max_iter,
                            threads=_threads(threads))
     return _labelled(signal, predictions, "cross_assay")
 
 
-def _leave_one_out_tracks(trained, pairs) -> list[tuple[str, str]]:
+def leave_one_out_tracks(trained, pairs) -> list[tuple[str, str]]:
     """Training tracks (not among ``pairs``) whose biosample and assay both keep another training track."""
     per_b = Counter(b for b, _ in trained)
     per_a = Counter(a for _, a in trained)
@@ -291,11 +309,11 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
         raise ArgumentError(f"stacked_baseline: validation_tracks must be 'leave-one-out', a count or a list of "
                             f"(biosample, assay), got {validation_tracks!r}")
     together = not isinstance(validation_tracks, str)  # held out together, not each without itself
-    tracks = _Tracks(signal, train)
+    tracks = TrackTable(signal, train)
     pairs = _pairs(tracks, pairs)
     trained = sorted((tracks.biosamples[b], tracks.assays[a]) for b, a in zip(*np.nonzero(tracks.mask)))  # by label
     if not together:
-        held = _leave_one_out_tracks(trained, pairs)
+        held = leave_one_out_tracks(trained, pairs)
     elif isinstance(validation_tracks, int):
         held = choose_validation_tracks([p for p in trained if p not in pairs], validation_tracks, seed)
     else:

@@ -24,6 +24,8 @@ OUTSIDE_PRIVATE = {
     "_modules": "torch.nn.Module's child registry, to swap an embedding in place (model/extend.py)",
     "_async_group": "zarr.Group's asynchronous twin, for concurrent metadata reads",
     "_version": "torch.Tensor's in-place change counter: the model's fingerprint is cached until a weight changes (model/frozen.py)",
+    "_predictors": "a fitted HistGradientBoostingRegressor's trees, kept as arrays so a model file needs no pickle (evaluation/trees.py)",
+    "_baseline_prediction": "a fitted HistGradientBoostingRegressor's prediction before its first tree (evaluation/trees.py)",
 }
 
 
