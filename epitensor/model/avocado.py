@@ -21,6 +21,7 @@ from ..exceptions import DataError, ModelError
 from ..genome_index import genome_index
 from ..store import label_index, open_dataset, read_tracks
 from .config import AvocadoConfig, auto_preset
+from .cross_assay import CrossAssayStack
 from .data import as_labels, observed_pairs, pair_indices, training_data, training_pairs
 from .device import resolve_device
 from .extend import ExtensionMixin
@@ -107,6 +108,7 @@ class Avocado(ImputationMixin, FactorsMixin, PersistenceMixin, ExtensionMixin, G
         self._genome_store = None  # the store stage 2 last wrote this model's genome factors into
         self._fingerprint = FingerprintCache()
         self.module = self._new_module()
+        self.stack: CrossAssayStack | None = None  # config.cross_assay: fitted by fit()
 
     def _new_module(self) -> AvocadoModule:
         """A new network and embeddings initialised from the model's seed (construction and ``refit``)."""
@@ -241,6 +243,8 @@ class Avocado(ImputationMixin, FactorsMixin, PersistenceMixin, ExtensionMixin, G
         refit = bool(self.config.refit if refit is None else refit) and bool(held)
         if rows != self._rows:
             self.reset_genome_factors(rows)
+        if self.config.cross_assay and parameters is None and grad_masks is None:
+            self._fit_stack(pairs, rows, progress)
         self.training_tracks = [p for p in pairs if p not in set(held)]
         self.validation_tracks = held
         data = self._training_data(self.training_tracks, rows, held)
@@ -308,6 +312,15 @@ class Avocado(ImputationMixin, FactorsMixin, PersistenceMixin, ExtensionMixin, G
         self._rows = rows
         self._optimizer = None
 
+    def _fit_stack(self, pairs, rows: GenomeRows, progress: bool) -> None:
+        """Fit :attr:`stack` on every observed track ``pairs`` over ``rows`` (kept when it already is)."""
+        key = (sorted(pairs), rows.intervals())
+        if self.stack is not None and (sorted(self.stack.tracks), self.stack.fitted_on) == key:
+            return
+        self.stack = CrossAssayStack.fit(self.biosamples, self.assays, pairs, self.read_tracks(pairs, rows.positions),
+                                         seed=self.seed or 0, progress=progress)
+        self.stack.fitted_on = rows.intervals()
+
     def _training_data(self, pairs, rows: GenomeRows, held=()):
         """Training tensors of ``pairs`` over ``rows``; with ``held``, those validation tracks too."""
         b, a = self.indices(pairs)
@@ -318,7 +331,7 @@ class Avocado(ImputationMixin, FactorsMixin, PersistenceMixin, ExtensionMixin, G
         if held:
             positions = validation_positions(rows.positions)  # the held-out tracks at up to VALIDATION_POSITIONS
             b, a = self.indices(held)
-            average = self._average_at(a, positions) if uses_average(self.config) else None
+            average = self._baseline_at(b, a, positions, without=held) if uses_average(self.config) else None
             data.held_out = held_out_tracks(self.read_tracks(held, positions), b, a, rows.rows(positions), average,
                                             self.device)
         return data

@@ -53,6 +53,14 @@ class AvocadoConfig:
         After a fit with validation tracks, set ``baseline_weight`` to the value in [0, 1] that
         minimises their MSE (the network's share is chosen by evidence rather than fixed; a refit
         keeps it).
+    cross_assay : bool, default False
+        Blend with a cross-assay stack instead of the plain average activity
+        (:mod:`epitensor.model.cross_assay`): per biosample, the average activity and a
+        ChromImpute-style regressor of the biosample's own other marks, weighted as fitted on the
+        training tracks. ``fit`` first trains one gradient-boosting regressor per (biosample,
+        assay), so it suits small compendia (``preset="auto"`` turns it on for them); it needs
+        ``baseline_weight`` > 0 or ``tune_baseline_weight`` to matter, and not ``residual``. The
+        paper uses none.
     validation_fraction : float, default 0.0
         Fraction of the observed (track, position) entries of the training region hidden from
         training and used to score each epoch (``val_mse`` in the history).
@@ -110,6 +118,7 @@ class AvocadoConfig:
     residual: bool = False
     baseline_weight: float = 0.0
     tune_baseline_weight: bool = False
+    cross_assay: bool = False
     validation_fraction: float = 0.0
     validation_tracks: int = 0
     patience: int | None = None
@@ -131,6 +140,9 @@ class AvocadoConfig:
                 raise ModelError(f"{name} must be a non-negative integer (batch_size, n_nodes >= 1), got {value!r}")
         if not 0.0 <= self.baseline_weight <= 1.0:
             raise ModelError(f"baseline_weight must be in [0, 1], got {self.baseline_weight}")
+        if self.cross_assay and self.residual:
+            raise ModelError("cross_assay blends the network's imputation with a stack of the average activity; "
+                             "it cannot be combined with residual=True (choose one of them)")
         if not 0.0 <= self.validation_fraction < 1.0:
             raise ModelError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if isinstance(self.validation_tracks, bool) or not isinstance(self.validation_tracks, int) or self.validation_tracks < 0:
@@ -201,6 +213,9 @@ PRESETS: dict[str, dict] = {
 #: Below this many observed tracks per assay (on average), ``auto`` chooses ``small``.
 FEW_TRACKS_PER_ASSAY = 10
 
+#: At most this many (biosample, assay) pairs get ``auto``'s cross-assay stack (one regressor each).
+CROSS_ASSAY_MAX_PAIRS = 100
+
 
 def auto_preset(n_biosamples: int, n_assays: int, n_tracks: int) -> tuple[str, dict, str]:
     """The configuration ``preset="auto"`` chooses for a compendium, and why.
@@ -210,14 +225,21 @@ def auto_preset(n_biosamples: int, n_assays: int, n_tracks: int) -> tuple[str, d
     with training (issues 4 and 13: on the 5 x 5 Roadmap sample). So:
 
     - fewer than :data:`FEW_TRACKS_PER_ASSAY` observed tracks per assay: the ``small`` preset
-      (narrower network and genome factors, imputations averaged with the average activity);
+      (narrower network and genome factors), and, with at most :data:`CROSS_ASSAY_MAX_PAIRS`
+      (biosample, assay) pairs, ``cross_assay``: imputations blended with the stack of the average
+      activity and a cross-assay regressor (:mod:`epitensor.model.cross_assay`; one regressor per
+      pair), the best imputation measured on such compendia. Larger ones blend with the average
+      activity;
     - otherwise: the ``paper`` preset.
 
     Both validate on held-out whole tracks (``validation_tracks``: as many as the larger of the
     biosample and assay counts, at most a fifth of the tracks and at most 20) and stop when those
-    stop improving (``patience``); ``small`` also chooses its blend with the average activity on
-    them (``tune_baseline_weight``) and then refits on every track for the chosen epochs, since its
-    validation tracks are a large share of the data.
+    stop improving (``patience``); ``small`` also chooses the network's share of its blend on them
+    (``tune_baseline_weight``). Blending with the average activity, it then refits on every track for
+    the chosen epochs, since its validation tracks are a large share of the data. With the stack it
+    keeps the network it validated (``refit=False``): the stack already learns from every track, and
+    the share was chosen for that network. A refitted one is another draw: on the Roadmap sample it
+    was worse than the validated one in 2 of 4 seeds (``experiments/roadmap_seeds.py``).
 
     Parameters
     ----------
@@ -232,17 +254,26 @@ def auto_preset(n_biosamples: int, n_assays: int, n_tracks: int) -> tuple[str, d
     --------
     >>> auto_preset(5, 5, 20)[0], auto_preset(400, 84, 3814)[0]
     ('small', 'paper')
-    >>> auto_preset(5, 5, 20)[1]["validation_tracks"]
-    4
+    >>> auto_preset(5, 5, 20)[1]["validation_tracks"], auto_preset(5, 5, 20)[1]["cross_assay"]
+    (4, True)
+    >>> auto_preset(5, 5, 20)[1]["refit"]  # the stack learns from every track; the network stays as validated
+    False
+    >>> auto_preset(6, 200, 382)[1]["cross_assay"]  # 1,200 pairs: one regressor each would take hours
+    False
     """
     per_assay = n_tracks / max(n_assays, 1)
     n_val = max(1, min(max(n_biosamples, n_assays), n_tracks // 5, 20))
     facts = f"{n_tracks} observed tracks, {per_assay:.1f} per assay"
     if per_assay < FEW_TRACKS_PER_ASSAY:
-        overrides = {"validation_fraction": 0.0, "validation_tracks": n_val, "patience": 3, "refit": True,
-                     "tune_baseline_weight": True}
+        n_pairs = n_biosamples * n_assays
+        stack = n_pairs <= CROSS_ASSAY_MAX_PAIRS
+        overrides = {"validation_fraction": 0.0, "validation_tracks": n_val, "patience": 3, "refit": not stack,
+                     "tune_baseline_weight": True, "cross_assay": stack}
+        blend = (f"blends with a cross-assay stack (one regressor for each of the {n_pairs} pairs)" if stack else
+                 f"blends with the average activity (a cross-assay stack would fit {n_pairs} regressors, "
+                 f"> {CROSS_ASSAY_MAX_PAIRS})")
+        then = "keeps the validated network" if stack else "then refits on all"
         return "small", overrides, (f"{facts} (< {FEW_TRACKS_PER_ASSAY}: the paper's per-bin genome factors overfit); "
-                                    f"stops on {n_val} held-out track(s) and blends with the average activity as "
-                                    "they say, then refits on all")
+                                    f"{blend}, stops on {n_val} held-out track(s) and chooses the blend on them, {then}")
     overrides = {"validation_tracks": n_val, "patience": 5}
     return "paper", overrides, f"{facts}: the published architecture, stopping on {n_val} held-out tracks"

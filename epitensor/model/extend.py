@@ -174,6 +174,10 @@ class ExtensionMixin:
     def _extend(self, ds, biosamples, assays, tracks, mode, epochs, progress, seed, time_limit) -> pd.DataFrame:
         """Append the new labels' rows and fit them (the work of :meth:`add_biosamples` / :meth:`add_assays`)."""
         epochs, seed, time_limit = check_integer(epochs, "epochs", 0), check_seed(seed), check_seconds(time_limit)
+        if self.stack is not None:
+            raise ModelError("this model blends with a cross-assay stack fitted on its own labels (config.cross_assay, "
+                             "which preset='auto' turns on for small compendia), which new biosamples or assays would "
+                             "not have; fit a new et.Avocado on the combined store instead")
         if mode not in MODES:
             raise ModelError(f"mode must be one of {MODES}, got {mode!r} (to retrain from scratch, fit a new Avocado)")
         if not len(self.fitted_positions):

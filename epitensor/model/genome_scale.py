@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..arguments import check_integer, check_seconds, check_seed
-from ..exceptions import DataError, StoreNotFoundError
+from ..exceptions import DataError, ModelError, StoreNotFoundError
 from ..genome import Genome
 from ..regions import as_regions, region_bins
 from ..store import (
@@ -100,6 +100,14 @@ class GenomeScaleMixin:
         """(module, rows) for predicting at ``positions``: stage-2 factors from the store where fitted."""
         return genome_rows(self.module, self._rows, self.genome_store, self._stage2_intervals(), positions, self.device,
                            what)
+
+    def _check_stage2_stack(self, what: str) -> None:
+        """ModelError: stage 2's block workers do not know the cross-assay stack."""
+        if getattr(self, "stack", None) is not None:
+            raise ModelError(f"{what}: stage 2 on Dask does not apply this model's cross-assay stack (config.cross_assay, "
+                             "which preset='auto' turns on for small compendia), so its imputations would differ from "
+                             "model.impute(); fit a model with et.Avocado(ds, cross_assay=False) for stage 2, or use "
+                             "model.impute() / model.impute_to_store() without Dask")
 
     def _use_blocks(self, region, client, scheduler, workers, block_size) -> bool:
         """Whether :meth:`impute_to_store` imputes by blocks (on Dask) for these arguments."""
@@ -287,6 +295,7 @@ class GenomeScaleMixin:
         >>> client = Client(n_workers=2, threads_per_worker=1)              # doctest: +SKIP
         >>> report = model.fit_genome("compendium.zarr", region="chr21", block_size="1Mb", epochs=100)  # doctest: +SKIP
         """
+        self._check_stage2_stack("fit_genome")
         from ..scale.stage2 import fit_genome
 
         self._check_fitted()
@@ -324,6 +333,7 @@ class GenomeScaleMixin:
         --------
         >>> model.impute_genome(pairs="unobserved", region="chr21", dry_run=True)  # doctest: +SKIP
         """
+        self._check_stage2_stack("impute_genome")
         from ..scale.stage2 import impute_genome
 
         self._check_fitted()

@@ -38,11 +38,23 @@ class ImputationMixin:
         uniq, inv = np.unique(np.asarray(assay_idx), return_inverse=True)
         return self.average_activity([self.assays[i] for i in uniq], positions)[inv]
 
+    def _baseline_at(self, biosample_idx, assay_idx, positions, without=()) -> np.ndarray:
+        """What the network's imputations of the table-row pairs are blended with: the cross-assay
+        stack where :attr:`stack` has the pair (``without``: tracks that must not choose its
+        weights), else the average activity."""
+        average = self._average_at(assay_idx, positions)
+        if self.stack is None:
+            return average
+        pairs = [(self.biosamples[b], self.assays[a]) for b, a in zip(np.asarray(biosample_idx), np.asarray(assay_idx))]
+        stacked = self.stack.predict(pairs, positions, self.read_tracks, self.genome, without=without)
+        return np.where(np.isfinite(stacked), stacked, average)
+
     def offset_tracks(self, assays=None) -> list[tuple[str, str]]:
         """The training tracks whose mean imputations of ``assays`` add (``residual``/``baseline_weight``)."""
         if not uses_average(self.config):
             return []
-        return sorted(offset_pairs(self.config, self.training_tracks, self.assays if assays is None else as_labels(assays)))
+        pairs = offset_pairs(self.config, self.training_tracks, self.assays if assays is None else as_labels(assays))
+        return sorted(set(pairs) | set(self.stack.tracks if self.stack is not None else ()))
 
     def _check_offset_tracks(self, ds, assays) -> None:
         """ModelError if ``ds`` lacks training tracks that imputations of ``assays`` read (average activity)."""
@@ -60,7 +72,7 @@ class ImputationMixin:
         positions = np.asarray(positions, dtype=np.int64)
         module, rows = self._genome_rows(positions, "imputation region")
         self.module.eval()
-        average = self._average_at(assay_idx, positions) if uses_average(self.config) else None
+        average = self._baseline_at(biosample_idx, assay_idx, positions) if uses_average(self.config) else None
         return predict_rows(module, self.config, biosample_idx, assay_idx, rows, self.device, batch_size=batch_size,
                             average=average)
 

@@ -36,6 +36,7 @@ from ..genome import Genome
 from ..store import open_dataset
 from ..version import __version__
 from .config import AvocadoConfig
+from .cross_assay import CrossAssayStack, split_state
 from .positions import GenomeRows
 from .reference import import_reference
 
@@ -162,6 +163,10 @@ def save_model(model, path) -> Path:
         path.mkdir(parents=True)
         _fsync_dir(path.parent)
     state = {k: v.detach().cpu() for k, v in model.module.state_dict().items()}
+    stack_meta = None
+    if model.stack is not None:
+        stack_meta, stack_tensors = model.stack.to_state()
+        state.update(stack_tensors)
     tmp = _write_temp(path, "weights", lambda f: torch.save(state, f))
     digest = _sha256(tmp)
     weights = f"weights-{digest[:16]}.pt"
@@ -182,6 +187,8 @@ def save_model(model, path) -> Path:
         "validation_tracks": [list(p) for p in model.validation_tracks],
         "history": model.history.to_dict(orient="list"),
     }
+    if stack_meta is not None:
+        config["cross_assay"] = stack_meta
     text = json.dumps(config, indent=1).encode("utf-8")
     tmp = _write_temp(path, CONFIG, lambda f: f.write(text))
     os.replace(tmp, path / CONFIG)  # the switch: from here on the directory holds the new model
@@ -250,7 +257,9 @@ def load_model(cls, path, ds, device="auto"):
     model = cls(ds, preset=preset, device=device, seed=meta["seed"], biosamples=labels["biosample"],
                 assays=labels["assay"], **{k: v for k, v in options.items() if k in AvocadoConfig.__dataclass_fields__})
     model.reset_genome_factors(rows)
-    state = _load_state(file, sha256, model.device)
+    state, stack = split_state(_load_state(file, sha256, model.device))
+    if "cross_assay" in meta:
+        model.stack = CrossAssayStack.from_state(model.biosamples, model.assays, meta["cross_assay"], stack)
     try:
         model.module.load_state_dict(state)
     except RuntimeError as err:

@@ -122,7 +122,8 @@ def test_auto_preset_choice_is_deterministic_and_stated(ds, capsys, tmp_path):
     assert et.Avocado(ds, seed=0, n_nodes=16, batch_size=1_000).config == model.config
     c = model.config
     assert (c.validation_tracks, c.patience, c.refit, c.validation_fraction, c.n_nodes, c.tune_baseline_weight) == (
-        min(6, n_tracks // 5), 3, True, 0.0, 16, True)
+        min(6, n_tracks // 5), 3, not c.cross_assay, 0.0, 16, True)
+    assert c.cross_assay == (ds.sizes["biosample"] * ds.sizes["assay"] <= 100)
     model.fit(epochs=2, progress=False)
     model.save(tmp_path / "m")
     capsys.readouterr()
