@@ -79,8 +79,10 @@ class Avocado(ImputationMixin, FactorsMixin, PersistenceMixin, ExtensionMixin, G
     >>> model = et.Avocado(ds, n_nodes=16, batch_size=1_000)  # doctest: +ELLIPSIS
     Avocado preset 'auto' -> small: 8 observed tracks, 2.7 per assay ...
     >>> history = model.fit(epochs=2, progress=False)
-    >>> model.config.validation_tracks, len(model.training_tracks)  # refit on every track after validation
-    (1, 8)
+    >>> model.config.cross_assay, model.config.validation_tracks  # a small compendium: blended with the stack
+    (True, 1)
+    >>> len(model.training_tracks), len(model.validation_tracks)  # the network as validated (no refit)
+    (7, 1)
     >>> model.impute("B00", "H3K4me3", region="synthetic:0-1000").dims
     ('biosample', 'assay', 'position')
     >>> model.factors("biosample").shape
