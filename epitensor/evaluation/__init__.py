@@ -3,10 +3,10 @@ cross-validation folds, quality control, summary tables and figures.
 
 The top-level :func:`epitensor.evaluate` is :func:`epitensor.evaluation.scoring.evaluate`; the
 submodules are ``epitensor.evaluation.metrics``, ``.annotations``, ``.baselines`` (also
-``epitensor.baselines``), ``.folds``, ``.stacking`` (a cross-assay regressor and its blend with the average activity), ``.qc``, ``.report`` and ``.plot`` (also ``epitensor.plot``).
+``epitensor.baselines``), ``.folds``, ``.stacking`` (a cross-assay regressor and its blend with the average activity), ``.smoothing`` (moving averages along the genome), ``.qc``, ``.report`` and ``.plot`` (also ``epitensor.plot``).
 """
 
-from . import annotations, baselines, folds, metrics, plot, qc, report, scoring, stacking
+from . import annotations, baselines, folds, metrics, plot, qc, report, scoring, smoothing, stacking
 from .annotations import Annotations, load_annotations, read_bed
 from .baselines import average_activity, most_similar_biosample
 from .folds import cross_validate, cv_folds, fold_coverage, training_view
@@ -14,6 +14,7 @@ from .metrics import EIC_METRICS, PAPER_METRICS, score_arrays
 from .qc import flag_outlier_tracks, qc_table, rank_next_experiments
 from .report import improvement_table
 from .scoring import evaluate
+from .smoothing import smooth
 from .stacking import cross_assay, stacked_baseline
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "report",
     "score_arrays",
     "scoring",
+    "smooth",
+    "smoothing",
     "stacked_baseline",
     "stacking",
     "training_view",
