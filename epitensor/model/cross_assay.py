@@ -36,6 +36,9 @@ from ..exceptions import ModelFileError
 N_TRAIN = 40_000
 MAX_ITER = 100
 
+#: Most positions predicted from one read of the training tracks (bounds the features in memory).
+SPAN_BINS = 2**20
+
 
 def _pad() -> int:
     from ..evaluation.stacking import WINDOWS
@@ -228,9 +231,12 @@ def _normal_equations(data, bi: int, ai: int, trees, threads) -> tuple[np.ndarra
     return X.T @ X, X.T @ y
 
 
-def _spans(positions: np.ndarray, genome, pad: int):
+def _spans(positions: np.ndarray, genome, pad: int, most: int | None = None):
     """``(lo, hi, where)``: stretches of one contig covering ``positions[where]`` with ``pad`` bins each
-    side (clipped to the contig); positions closer than ``2 * pad`` share a stretch."""
+    side (clipped to the contig); positions closer than ``2 * pad`` share a stretch, and a stretch
+    covers at most ``most`` (default :data:`SPAN_BINS`) bins of positions. Every position keeps
+    ``pad`` bins each side inside its stretch, so the pieces predict what one stretch would."""
+    most = SPAN_BINS if most is None else most
     order = np.argsort(positions, kind="stable")
     sorted_ = positions[order]
     firsts = np.asarray(genome.first_bins, dtype=np.int64)
@@ -238,10 +244,12 @@ def _spans(positions: np.ndarray, genome, pad: int):
     ends = np.array([genome.contig_bins(c)[1] for c in genome.contigs], dtype=np.int64)
     breaks = np.flatnonzero((np.diff(sorted_) > 2 * pad) | (np.diff(contig) != 0)) + 1
     for piece in np.split(np.arange(len(sorted_)), breaks):
-        c = contig[piece[0]]
-        lo = max(int(sorted_[piece[0]]) - pad, int(firsts[c]))
-        hi = min(int(sorted_[piece[-1]]) + pad + 1, int(ends[c]))
-        yield lo, hi, order[piece]
+        offsets = (sorted_[piece] - sorted_[piece[0]]) // most
+        for part in np.split(piece, np.flatnonzero(np.diff(offsets)) + 1):
+            c = contig[part[0]]
+            lo = max(int(sorted_[part[0]]) - pad, int(firsts[c]))
+            hi = min(int(sorted_[part[-1]]) + pad + 1, int(ends[c]))
+            yield lo, hi, order[part]
 
 
 __all__ = ["MAX_ITER", "N_TRAIN", "CrossAssayStack", "split_state"]

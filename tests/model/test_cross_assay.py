@@ -139,3 +139,21 @@ def test_auto_stacks_small_compendia_only():
     assert "cross-assay stack" in auto_preset(5, 5, 20)[2]
     n = CROSS_ASSAY_MAX_PAIRS // 4
     assert auto_preset(4, n, 4 * n // 2)[1]["cross_assay"] and not auto_preset(4, n + 1, 4 * n // 2)[1]["cross_assay"]
+
+
+def test_the_stack_predicts_a_long_region_in_pieces_as_in_one(small_ds, fast_stack, monkeypatch):
+    model = stacked_model(small_ds)
+    model.fit(epochs=1, validation_tracks=0, progress=False)
+    pairs = unobserved(small_ds)[:3]
+    positions = small_ds.position.values
+    whole = model.stack.predict(pairs, positions, model.read_tracks, model.genome)
+    reads = []
+
+    def read(tracks, where):
+        reads.append(len(where))
+        return model.read_tracks(tracks, where)
+
+    monkeypatch.setattr(cross_assay, "SPAN_BINS", 777)
+    pieces = model.stack.predict(pairs, positions, read, model.genome)
+    assert len(reads) >= len(positions) // 777 and max(reads) <= 777 + 2 * cross_assay._pad()
+    np.testing.assert_array_equal(pieces, whole)
