@@ -146,16 +146,15 @@ def chosen_window(template, tracks: dict, windows, scored) -> tuple[int, dict]:
     """The window (bins) that gives the best mean AP when each of ``tracks`` (line -> every bin of the
     TF's training track in that line) is predicted by the smoothed average of the others, scored at
     ``scored`` (indices). Only training tracks are used: the held-out line is not among them."""
-    lines = list(tracks)
-    ap = {}
-    for w in windows:
-        scores = []
-        for d in lines:
-            others = np.mean([tracks[b] for b in lines if b != d], axis=0)
-            labels = tracks[d][scored] > 0.5
-            if labels.any():
-                scores.append(average_precision_score(labels, smoothed(template, others, w)[scored]))
-        ap[w] = float(np.mean(scores)) if scores else float("nan")
+    scores = {w: [] for w in windows}
+    for d in tracks:
+        labels = tracks[d][scored] > 0.5
+        if not labels.any():
+            continue
+        others = np.mean([v for b, v in tracks.items() if b != d], axis=0)  # once per line, for every window
+        for w in windows:
+            scores[w].append(average_precision_score(labels, smoothed(template, others, w)[scored]))
+    ap = {w: float(np.mean(v)) if v else float("nan") for w, v in scores.items()}
     return max(windows, key=lambda w: (ap[w], -w)), ap
 
 

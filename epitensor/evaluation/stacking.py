@@ -238,10 +238,28 @@ def leave_one_out_tracks(trained, pairs) -> list[tuple[str, str]]:
     return [p for p in trained if p not in pairs and per_b[p[0]] > 1 and per_a[p[1]] > 1]
 
 
-def _blend_weights(columns: list[np.ndarray], truth: list[np.ndarray]) -> np.ndarray:
-    """Least squares ``truth ~ w_average * average + w_cross_assay * regressed + intercept``."""
-    return np.linalg.lstsq(np.concatenate(columns).astype(np.float64), np.concatenate(truth).astype(np.float64),
-                           rcond=None)[0]
+def blend_equations(value: np.ndarray, average: np.ndarray, regressed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(X'X, X'y)`` of one validation track for ``value ~ w_average * average + w_cross_assay *
+    regressed + intercept`` over its positions where ``value`` and ``average`` are finite: what
+    :func:`blend_weights` sums over tracks."""
+    keep = np.isfinite(value) & np.isfinite(average)
+    X = np.stack([average[keep], regressed[keep], np.ones(keep.sum())], axis=1).astype(np.float64)
+    return X.T @ X, X.T @ value[keep].astype(np.float64)
+
+
+def blend_weights(equations: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Least-squares (average activity, cross-assay, intercept) weights of the tracks whose
+    :func:`blend_equations` are ``equations``."""
+    return np.linalg.lstsq(sum(G for G, _ in equations), sum(r for _, r in equations), rcond=None)[0]
+
+
+def biosample_weights(equations: dict, biosample: str, per_biosample: bool = True) -> np.ndarray | None:
+    """The blend weights of ``biosample`` from ``equations`` (``(biosample, assay) -> (X'X, X'y)``):
+    its own tracks' when ``per_biosample`` and it has at least :data:`MIN_TRACKS_PER_BIOSAMPLE`,
+    else every track's (pooled). None when ``equations`` is empty."""
+    own = [v for p, v in equations.items() if p[0] == biosample]
+    use = own if per_biosample and len(own) >= MIN_TRACKS_PER_BIOSAMPLE else list(equations.values())
+    return blend_weights(use) if use else None
 
 
 def _named(w: np.ndarray) -> dict:
@@ -325,26 +343,18 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
     for b, a in held:
         held_mask[tracks.index(b, a)] = True
     options = {"n_train": n_train, "seed": seed, "max_iter": max_iter, "threads": _threads(threads)}
-    columns, truth = {}, {}
+    equations = {}
     if together:
         tracks.mask &= ~held_mask  # the validation tracks train nothing while they are scored
     try:
         for (b, a), regressed in _regress(tracks, held, **options).items():  # each leaves itself out
             bi, ai = tracks.index(b, a)
-            value = tracks.values[bi, ai]
-            average = tracks.average(ai, leave_out=(bi,))
-            keep = np.isfinite(value) & np.isfinite(average)
-            columns[(b, a)] = np.stack([average[keep], regressed[keep], np.ones(keep.sum(), np.float32)], axis=1)
-            truth[(b, a)] = value[keep]
+            equations[(b, a)] = blend_equations(tracks.values[bi, ai], tracks.average(ai, leave_out=(bi,)), regressed)
     finally:
         if together:
             tracks.mask |= held_mask
-    pooled = _blend_weights(list(columns.values()), list(truth.values()))
-    chosen = {}
-    for b in dict.fromkeys(b for b, _ in pairs):
-        own = [p for p in held if p[0] == b]
-        use_own = weights == "biosample" and len(own) >= MIN_TRACKS_PER_BIOSAMPLE
-        chosen[b] = _blend_weights([columns[p] for p in own], [truth[p] for p in own]) if use_own else pooled
+    pooled = blend_weights(list(equations.values()))
+    chosen = {b: biosample_weights(equations, b, weights == "biosample") for b in dict.fromkeys(b for b, _ in pairs)}
     predictions = {}
     for (b, a), regressed in _regress(tracks, pairs, **options).items():  # the signal read once, above
         bi, ai = tracks.index(b, a)

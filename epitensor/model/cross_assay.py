@@ -117,18 +117,12 @@ class CrossAssayStack:
 
     # ------------------------------------------------------------------ weights
     def weights(self, biosample: str, without=()) -> np.ndarray | None:
-        """(average activity, regressor, intercept) of ``biosample``: its own tracks' fit when it has
-        at least :data:`~epitensor.evaluation.stacking.MIN_TRACKS_PER_BIOSAMPLE`, else all tracks'
-        (pooled); ``without``: tracks left out of the fit. None when no track is left."""
-        from ..evaluation.stacking import MIN_TRACKS_PER_BIOSAMPLE
+        """(average activity, regressor, intercept) of ``biosample``
+        (:func:`~epitensor.evaluation.stacking.biosample_weights` of :attr:`normal`); ``without``:
+        tracks left out of the fit. None when no track is left."""
+        from ..evaluation.stacking import biosample_weights
 
-        left = {p: v for p, v in self.normal.items() if p not in set(without)}
-        own = [v for p, v in left.items() if p[0] == biosample]
-        use = own if len(own) >= MIN_TRACKS_PER_BIOSAMPLE else list(left.values())
-        if not use:
-            return None
-        G, r = sum(v[0] for v in use), sum(v[1] for v in use)
-        return np.linalg.lstsq(G, r, rcond=None)[0]
+        return biosample_weights({p: v for p, v in self.normal.items() if p not in set(without)}, biosample)
 
     # ------------------------------------------------------------------ prediction
     def predict(self, pairs, positions, read: Callable, genome, *, without=(), threads: int | None = None) -> np.ndarray:
@@ -220,15 +214,12 @@ def _table(biosamples, assays, tracks, values) -> np.ndarray:
 
 
 def _normal_equations(data, bi: int, ai: int, trees, threads) -> tuple[np.ndarray, np.ndarray]:
-    """``(X'X, X'y)`` of track (bi, ai) for ``y ~ w_average * average + w_regressor * regressed + c``."""
-    value = data.values[bi, ai]
+    """:func:`~epitensor.evaluation.stacking.blend_equations` of track (bi, ai), predicted by its own
+    regressor ``trees`` and the average of the other biosamples."""
+    from ..evaluation.stacking import blend_equations
+
     features, offset = data.features(bi, ai, leave_out=(bi,))
-    regressed = trees.predict(features, threads) + offset
-    average = data.average(ai, leave_out=(bi,))
-    keep = np.isfinite(value) & np.isfinite(average)
-    X = np.stack([average[keep], regressed[keep], np.ones(keep.sum())], axis=1).astype(np.float64)
-    y = value[keep].astype(np.float64)
-    return X.T @ X, X.T @ y
+    return blend_equations(data.values[bi, ai], data.average(ai, leave_out=(bi,)), trees.predict(features, threads) + offset)
 
 
 def _spans(positions: np.ndarray, genome, pad: int, most: int | None = None):
