@@ -42,7 +42,7 @@ def smooth(track: xr.DataArray, bins: int) -> xr.DataArray:
     Raises
     ------
     ArgumentError
-        ``bins`` not an odd positive integer, or the object holds stretches of consecutive bins
+        ``track`` not a DataArray, ``bins`` not an odd positive integer, or the object holds stretches of consecutive bins
         shorter than the window (scattered bins such as every 8th: smooth a whole region first,
         then take the bins you want).
     SchemaError
@@ -60,6 +60,9 @@ def smooth(track: xr.DataArray, bins: int) -> xr.DataArray:
     if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1 or bins % 2 == 0:
         raise ArgumentError(f"bins must be an odd positive integer (a window centred on each bin), got {bins!r}")
     bins = int(bins)
+    if not isinstance(track, xr.DataArray):
+        raise ArgumentError(f"smooth takes a track DataArray with a 'position' dimension (e.g. ds.signal.sel(...) or an "
+                            f"imputation), got {type(track).__name__}; for a Dataset, smooth each variable")
     if "position" not in track.dims:
         raise SchemaError(f"smooth needs a 'position' dimension; this object has dims {track.dims}")
     from ..genome_index import attach, genome_index

@@ -90,6 +90,8 @@ def test_scattered_bins_are_refused_with_the_fix(ds):
         et.evaluation.smooth(every_8th, 9)
     with pytest.raises(et.SchemaError, match="position"):
         et.evaluation.smooth(ds.observed, 3)
+    with pytest.raises(et.ArgumentError, match="DataArray"):
+        et.evaluation.smooth(every_8th.values, 3)  # a bare array has no positions to go by
 
 
 def test_the_window_stops_where_a_contig_ends_even_when_the_next_starts_at_the_following_bin(tmp_path):
