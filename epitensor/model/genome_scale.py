@@ -106,8 +106,10 @@ class GenomeScaleMixin:
         if getattr(self, "stack", None) is not None:
             raise ModelError(f"{what}: stage 2 on Dask does not apply this model's cross-assay stack (config.cross_assay, "
                              "which preset='auto' turns on for small compendia), so its imputations would differ from "
-                             "model.impute(); fit a model with et.Avocado(ds, cross_assay=False) for stage 2, or use "
-                             "model.impute() / model.impute_to_store() without Dask")
+                             "model.impute(); fit a model with et.Avocado(ds, cross_assay=False) (command line: "
+                             "epitensor train --preset small) for stage 2, or impute in this process: model.impute() / "
+                             "model.impute_to_store() without Dask (command line: epitensor impute with --biosamples/"
+                             "--assays, without --missing or Dask options)")
 
     def _use_blocks(self, region, client, scheduler, workers, block_size) -> bool:
         """Whether :meth:`impute_to_store` imputes by blocks (on Dask) for these arguments."""

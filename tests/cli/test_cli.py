@@ -79,3 +79,17 @@ def test_python_dash_m_runs_the_command_line(module, tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 2
     assert (bad.stdout + bad.stderr).strip().startswith("error: no epitensor store")
+
+
+def test_a_default_model_of_a_small_compendium_imputes_in_process_and_names_the_way_around_stage_2(runner, small_ds,
+                                                                                                   tmp_path):
+    store, model = et.store.store_path(small_ds), tmp_path / "m"
+    trained = runner.invoke(main, ["train", str(store), str(model), "--epochs", "1", "--region", "synthetic:0-100,000"])
+    assert trained.exit_code == 0, trained.output
+    assert "cross-assay stack" in trained.output  # preset auto chose the stack for 24 pairs, and said so
+    written = runner.invoke(main, ["impute", str(model), str(store), "--region", "synthetic:0-100,000"])
+    assert written.exit_code == 0, written.output
+    assert et.open_dataset(store).imputed.sel(position=slice(0, 3_999)).notnull().all()
+    refused = runner.invoke(main, ["impute", str(model), str(store), "--missing", "--region", "synthetic:0-100,000"])
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    assert "epitensor train --preset small" in refused.output and "without --missing" in refused.output
