@@ -132,6 +132,9 @@ def fit_genome(model_dir, store, region, epochs, write_imputed, block_size, work
 def impute(model_dir, store, biosamples, assays, missing, region, precision, block_size, workers, scheduler, gpu, dry_run):
     """Write imputations into the store's `imputed` variable (never into `signal`).
 
+    Imputes in this process, unless Dask options (--workers, --scheduler, --block-size) or the
+    region's stage-2 genome factors call for blocks on Dask.
+
     \b
     Example:
       epitensor impute model/ compendium.zarr --biosamples E065 --assays H3K36me3 --region pilot
@@ -142,13 +145,16 @@ def impute(model_dir, store, biosamples, assays, missing, region, precision, blo
         model = load_model(model_dir, store)
         run = dict(region=parse_regions(region, model.genome), client=client, workers=workers, scheduler=None if client else scheduler,
                    precision=precision)
-        if missing or dry_run or gpu:
-            pairs = "unobserved" if missing else [(b, a) for b in (split_list(biosamples) or model.biosamples)
-                                                  for a in (split_list(assays) or model.assays)]
+        if missing and (biosamples or assays):
+            raise click.UsageError("--missing imputes every unobserved pair; leave out --biosamples/--assays, "
+                                   "or name the tracks with them and drop --missing")
+        pairs = "unobserved" if missing else [(b, a) for b in (split_list(biosamples) or model.biosamples)
+                                              for a in (split_list(assays) or model.assays)]
+        if dry_run or gpu:  # a plan of blocks, or GPU workers: stage 2's block imputation
             report = model.impute_genome(store, pairs=pairs, block_size=block_size,
                                          resources={"GPU": 1} if gpu else None, dry_run=dry_run, **run)
-        else:
-            report = model.impute_to_store(store, biosamples=split_list(biosamples), assays=split_list(assays),
-                                           block_size=block_size if (client or workers or scheduler) else None, **run)
+        else:  # in this process, unless Dask options (or the region's stage-2 factors) call for blocks
+            report = model.impute_to_store(store, pairs=pairs, block_size=block_size if (client or workers or scheduler) else None,
+                                           **run)
     print_report(report)
     click.echo(f"imputations written to {store} (variable 'imputed')")

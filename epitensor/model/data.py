@@ -7,6 +7,8 @@ training tensors here, so the targets are the same everywhere.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ..exceptions import DataError, ModelError
@@ -43,6 +45,31 @@ def pair_indices(pairs, biosamples, assays) -> np.ndarray:
     b = label_index(biosamples, [p[0] for p in pairs], "biosample")
     a = label_index(assays, [p[1] for p in pairs], "assay")
     return np.stack([b, a], axis=1).astype(np.int64)
+
+
+def resolve_pairs(model, ds, pairs) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """(store indices, model indices, labels) of the (biosample, assay) pairs to impute.
+
+    ``pairs``: ``"unobserved"`` (every pair of the model's labels the store ``ds`` lacks: the
+    completion of the tensor), ``"all"`` or a list of (biosample, assay).
+
+    Raises
+    ------
+    ModelError
+        ``pairs`` is another string.
+    LabelError
+        A pair whose labels the store or the model lacks.
+    """
+    if isinstance(pairs, str):
+        if pairs not in ("unobserved", "all"):
+            raise ModelError(f"pairs must be 'unobserved', 'all' or a list of (biosample, assay), got {pairs!r}")
+        obs = ds["observed"].sel(biosample=model.biosamples, assay=model.assays).values
+        labels = [(b, a) for (i, b), (j, a) in itertools.product(enumerate(model.biosamples), enumerate(model.assays))
+                  if pairs == "all" or not obs[i, j]]
+    else:
+        labels = [(str(b), str(a)) for b, a in pairs]
+    store = pair_indices(labels, ds.biosample.values, ds.assay.values)
+    return store, pair_indices(labels, model.biosamples, model.assays), labels
 
 
 def observed_pairs(observed, biosamples, assays) -> list[tuple[str, str]]:

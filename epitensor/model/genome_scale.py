@@ -13,19 +13,18 @@ import numpy as np
 import pandas as pd
 
 from ..arguments import check_integer, check_seconds, check_seed
-from ..exceptions import DataError, ModelError, StoreNotFoundError
+from ..exceptions import ArgumentError, DataError, ModelError, StoreNotFoundError
 from ..genome import Genome
 from ..regions import as_regions, region_bins
 from ..store import (
     add_track_variable,
-    label_index,
     open_group,
     precision_of,
     remove_interrupted_writes,
     store_path,
     sync_metadata,
 )
-from .data import as_labels, training_pairs
+from .data import as_labels, resolve_pairs, training_pairs
 from .genome_factors import (
     check_covered,
     factors_store,
@@ -108,8 +107,7 @@ class GenomeScaleMixin:
                              "which preset='auto' turns on for small compendia), so its imputations would differ from "
                              "model.impute(); fit a model with et.Avocado(ds, cross_assay=False) (command line: "
                              "epitensor train --preset small) for stage 2, or impute in this process: model.impute() / "
-                             "model.impute_to_store() without Dask (command line: epitensor impute with --biosamples/"
-                             "--assays, without --missing or Dask options)")
+                             "model.impute_to_store() without Dask (command line: epitensor impute without Dask options)")
 
     def _use_blocks(self, region, client, scheduler, workers, block_size) -> bool:
         """Whether :meth:`impute_to_store` imputes by blocks (on Dask) for these arguments."""
@@ -132,7 +130,7 @@ class GenomeScaleMixin:
         return False
 
     # ------------------------------------------------------------------ imputations into a store
-    def impute_to_store(self, path=None, biosamples=None, assays=None, region=None, *, progress: bool = True,
+    def impute_to_store(self, path=None, biosamples=None, assays=None, region=None, *, pairs=None, progress: bool = True,
                         client=None, scheduler=None, workers=None, block_size=None, precision=None):
         """Write imputations into the store's ``imputed`` variable (never into ``signal``).
 
@@ -148,6 +146,10 @@ class GenomeScaleMixin:
             Labels to impute (default: all; every combination).
         region : str, tuple or list of them, optional
             Where (default: the first fitted region).
+        pairs : "unobserved", "all" or list of (biosample, assay), optional
+            The tracks to impute instead of every combination of ``biosamples`` and ``assays``:
+            "unobserved" is every pair of the model's labels that the store lacks (the completion of
+            the tensor), as in :meth:`impute_genome`.
         progress : bool, default True
             tqdm bar over pieces.
         client, scheduler, workers, block_size : optional
@@ -162,34 +164,46 @@ class GenomeScaleMixin:
 
         Raises
         ------
+        ArgumentError
+            ``pairs`` together with ``biosamples`` or ``assays``.
         PrecisionError
             ``imputed`` exists at another precision than ``precision``.
 
         Examples
         --------
         >>> model.impute_to_store(biosamples=["E065"], assays=["H3K4me3"], region="pilot")  # doctest: +SKIP
+        >>> model.impute_to_store(pairs="unobserved", region="pilot")  # complete the tensor  # doctest: +SKIP
         """
         self._check_fitted()
-        bs = self.biosamples if biosamples is None else as_labels(biosamples)
-        as_ = self.assays if assays is None else as_labels(assays)
-        b_idx, a_idx = self._index(bs, "biosample"), self._index(as_, "assay")
+        path = store_path(self._ds) if path is None else path
+        if pairs is None:
+            bs = self.biosamples if biosamples is None else as_labels(biosamples)
+            as_ = self.assays if assays is None else as_labels(assays)
+            self._index(bs, "biosample")  # unknown labels: LabelError before anything is read
+            self._index(as_, "assay")
+            pairs = [(b, a) for b in bs for a in as_]
+        elif biosamples is not None or assays is not None:
+            raise ArgumentError("impute_to_store: pass pairs, or biosamples and assays, not both")
         if self._use_blocks(region, client, scheduler, workers, block_size):
-            return self.impute_genome(path, pairs=[(b, a) for b in bs for a in as_], region=self._region_or_default(region),
+            return self.impute_genome(path, pairs=pairs, region=self._region_or_default(region),
                                       block_size=block_size or "1Mb", client=client, scheduler=scheduler,
                                       workers=workers, progress=progress, precision=precision)
-        self._write_imputations(store_path(self._ds) if path is None else path, bs, as_, b_idx, a_idx, region, progress,
-                                precision)
+        self._write_imputations(path, pairs, region, progress, precision)
 
-    def _write_imputations(self, path, bs, as_, b_idx, a_idx, region, progress, precision) -> None:
-        """Impute in this process, chunk-aligned piece by piece, into the store's ``imputed``."""
+    def _write_imputations(self, path, pairs, region, progress, precision) -> None:
+        """Impute ``pairs`` in this process, chunk-aligned piece by piece, into the store's ``imputed``."""
         from tqdm.auto import tqdm
+
+        from ..store import open_dataset
 
         # every check before the first write: labels, genome, region coverage, the tracks read
         root = open_group(path, mode="r+")
         Genome.from_attrs(root.attrs).check_same(self.genome, "the store's and the model's genomes")
-        sb = label_index(root["biosample"][:], bs, "biosample")
-        sa = label_index(root["assay"][:], as_, "assay")
-        self._check_offset_tracks(self._ds, as_)
+        in_store, in_model, labels = resolve_pairs(self, open_dataset(path), pairs)
+        if not labels:
+            raise ModelError(f"no (biosample, assay) pair to impute for pairs={pairs!r}")
+        (sb, sa), (b_idx, a_idx) = in_store.T, in_model.T
+        self._check_offset_tracks(self._ds, sorted({a for _, a in labels}))
         step = self.genome.chunk_bins
         intervals = self._stage2_intervals()
         pieces = []
@@ -202,11 +216,9 @@ class GenomeScaleMixin:
         arr = add_track_variable(path, "imputed", long_name="imputed signal", exist_ok=True, precision=precision)
         sync_metadata(path)
         stored = precision_of(arr.attrs)
-        bb, aa = np.meshgrid(b_idx, a_idx, indexing="ij")
-        sbb, saa = np.meshgrid(sb, sa, indexing="ij")
         for lo, hi in tqdm(pieces, desc="imputing", unit="piece", disable=not progress):
-            pred = self.predict(bb.ravel(), aa.ravel(), np.arange(lo, hi))
-            for k, (i, j) in enumerate(zip(sbb.ravel(), saa.ravel())):
+            pred = self.predict(b_idx, a_idx, np.arange(lo, hi))
+            for k, (i, j) in enumerate(zip(sb, sa)):
                 arr[i, j, lo:hi] = stored.round(pred[k])
 
     # ------------------------------------------------------------------ stage 2 by blocks, on Dask

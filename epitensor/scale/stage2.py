@@ -10,7 +10,6 @@ The model reads the factors these runs write when it predicts (:mod:`epitensor.m
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 
 from ..arguments import check_integer, check_seed
 from ..exceptions import BlockError, ModelError, RegionError
-from ..model.data import check_store_tracks, pair_indices
+from ..model.data import check_store_tracks, resolve_pairs
 from ..model.frozen import FrozenModel
 from ..model.genome_factors import module_tables
 from ..model.persistence import check_compatible
@@ -69,24 +68,6 @@ def _open_store(model, store):
     ds = open_dataset(path)
     check_compatible({"biosample": model.biosamples, "assay": model.assays}, model.genome.to_attrs(), ds)
     return path, ds
-
-
-def resolve_pairs(model, ds, pairs) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
-    """(store indices, model indices, labels) of the (biosample, assay) pairs to impute.
-
-    ``pairs``: ``"unobserved"`` (every pair of the model's labels the store lacks: the completion of
-    the tensor), ``"all"`` or a list of (biosample, assay).
-    """
-    if isinstance(pairs, str):
-        if pairs not in ("unobserved", "all"):
-            raise ModelError(f"pairs must be 'unobserved', 'all' or a list of (biosample, assay), got {pairs!r}")
-        obs = ds["observed"].sel(biosample=model.biosamples, assay=model.assays).values
-        labels = [(b, a) for (i, b), (j, a) in itertools.product(enumerate(model.biosamples), enumerate(model.assays))
-                  if pairs == "all" or not obs[i, j]]
-    else:
-        labels = [(str(b), str(a)) for b, a in pairs]
-    store = pair_indices(labels, ds.biosample.values, ds.assay.values)
-    return store, pair_indices(labels, model.biosamples, model.assays), labels
 
 
 def _report(records: list[dict], genome) -> pd.DataFrame:

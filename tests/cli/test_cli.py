@@ -90,6 +90,11 @@ def test_a_default_model_of_a_small_compendium_imputes_in_process_and_names_the_
     written = runner.invoke(main, ["impute", str(model), str(store), "--region", "synthetic:0-100,000"])
     assert written.exit_code == 0, written.output
     assert et.open_dataset(store).imputed.sel(position=slice(0, 3_999)).notnull().all()
-    refused = runner.invoke(main, ["impute", str(model), str(store), "--missing", "--region", "synthetic:0-100,000"])
+    missing = runner.invoke(main, ["impute", str(model), str(store), "--missing", "--region", "synthetic:0-100,000"])
+    assert missing.exit_code == 0, missing.output  # completes the tensor in this process, the stack included
+    refused = runner.invoke(main, ["impute", str(model), str(store), "--missing", "--workers", "1",
+                                   "--region", "synthetic:0-100,000"])
     assert refused.exit_code != 0 and "Traceback" not in refused.output
-    assert "epitensor train --preset small" in refused.output and "without --missing" in refused.output
+    assert "epitensor train --preset small" in refused.output and "without Dask options" in refused.output
+    both = runner.invoke(main, ["impute", str(model), str(store), "--missing", "--biosamples", "B00"])
+    assert both.exit_code == 2 and "leave out --biosamples/--assays" in both.output

@@ -350,6 +350,25 @@ def test_store_outputs(fitted, tiny_ds):
     xr.testing.assert_identical(ds.signal.load(), tiny_ds.signal.load())  # signal untouched
 
 
+
+def test_impute_to_store_pairs_writes_exactly_the_unobserved_tracks_in_process(fitted, tiny_ds):
+    """pairs="unobserved" completes the tensor in this process: each unobserved track gets the model's
+    imputation, and no observed track is written (a list of pairs in any order writes those only)."""
+    path, region = tiny_ds.attrs["source"], "synthetic:0-4000"
+    fitted.impute_to_store(pairs="unobserved", region=region, progress=False, precision="float32")
+    ds = et.open_dataset(path)
+    observed = ds.observed.to_pandas()
+    written = ds.imputed.isel(position=slice(0, 160)).notnull().all("position").to_pandas()  # 4 kb: 160 bins
+    assert (written == ~observed).all().all() and (~observed).any().any()
+    b, a = next((b, a) for b in observed.index for a in observed.columns if not observed.loc[b, a])
+    np.testing.assert_allclose(ds.imputed.sel(biosample=b, assay=a).isel(position=slice(0, 160)).values,
+                               fitted.impute(b, a, region=region).values[0, 0], rtol=1e-6)
+    with pytest.raises(et.ArgumentError, match="not both"):
+        fitted.impute_to_store(pairs="unobserved", biosamples="B00", region=region, progress=False)
+    with pytest.raises(et.ModelError, match="'unobserved', 'all' or a list"):
+        fitted.impute_to_store(pairs="missing", region=region, progress=False)
+
+
 # ---------------------------------------------------------------------- freezing (stage 2, extension)
 def test_train_only_genome_tables_leaves_network_unchanged(fitted):
     before = {k: v.clone() for k, v in fitted.module.state_dict().items()}
