@@ -180,7 +180,7 @@ def ingest(
     else:
         with writing(store):
             _create(store, table, genome, transform)
-        todo, redo_tracks = pieces, set()
+        todo, redo_tracks = [p.with_digest() for p in pieces], set()
     # validation is over: from here on the store changes
     with writing(store):
         _record_peak_attrs(store, table, has_peaks, peak_value, absent)

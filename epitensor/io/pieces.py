@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -32,6 +34,12 @@ class Piece:
     files: tuple = ()  # peak tracks: the local replicate files (empty for a bigWig track)
     peak_value: str | None = None  # peak tracks: what a bin holds (epitensor.io.peaks)
     peak_missing: str = "error"  # peak tracks: missing_chroms (a file with no row on the assembly)
+    digest: str | None = None  # sha256 of the files' content, set on the pieces about to be ingested
+
+    @property
+    def local_files(self) -> tuple:
+        """The local files this piece reads (a peak track's replicates, else the one bigWig)."""
+        return self.files or (self.local,)
 
     @property
     def record_name(self) -> str:
@@ -50,7 +58,42 @@ class Piece:
         }
         if self.files:
             record["peak_value"] = self.peak_value
+        if self.digest is not None:
+            record["digest"] = self.digest
         return record
+
+    def with_digest(self) -> Piece:
+        """This piece with the content digest of its files, which its completion record keeps."""
+        return replace(self, digest=files_digest(self.local_files, self.stamp))
+
+    def is_recorded(self, record: dict | None) -> bool:
+        """Whether the completion record ``record`` is this piece's: the same record (the content
+        digest aside), or one that differs only in where the files are and their stamp while the
+        files hold the content it recorded (the same files copied again, moved or touched). The
+        record keeps the source it was ingested from."""
+        if record is None:
+            return False
+        mine = {k: v for k, v in self.record().items() if k != "digest"}
+        theirs = {k: v for k, v in record.items() if k != "digest"}
+        if theirs == mine:
+            return True
+        if record.get("digest") is None:  # a record written before digests: the stamp decides
+            return False
+        where = ("source", "stamp")
+        same = {k: v for k, v in theirs.items() if k not in where} == {k: v for k, v in mine.items() if k not in where}
+        return same and record["digest"] == files_digest(self.local_files, self.stamp)
+
+
+@functools.lru_cache(maxsize=1024)
+def files_digest(files: tuple, stamp: str) -> str:
+    """sha256 over the content of ``files`` in order (``stamp``, their sizes and modification
+    times, keys the cache: a changed file is read again)."""
+    h = hashlib.sha256()
+    for file in files:
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def plan_pieces(table, local, genome, transform, missing, labels, peak_value="coverage", absent=frozenset()) -> list[Piece]:

@@ -51,7 +51,7 @@ def pending(store, pieces, overwrite):
         by_track.setdefault((p.biosample, p.assay), []).append(p)
     todo, redo, clash = [], set(), []
     for track, ps in by_track.items():
-        current = [done.get(p.record_name) == p.record() for p in ps]
+        current = [p.is_recorded(done.get(p.record_name)) for p in ps]
         if all(current):
             continue
         if observed[ps[0].b, ps[0].a]:
@@ -59,7 +59,7 @@ def pending(store, pieces, overwrite):
                 clash.append(track)
                 continue
             redo.add(track)
-        todo.extend(p for p, ok in zip(ps, current) if not ok)
+        todo.extend(p.with_digest() for p, ok in zip(ps, current) if not ok)
     if clash:
         raise LabelError(
             f"store {store} already holds track(s) {clash[:10]} from other files or settings; pass "
@@ -71,7 +71,7 @@ def pending(store, pieces, overwrite):
 def erase_incomplete(store, todo, genome):
     """Remove every piece (chunks and records) of the tracks this run left incomplete."""
     done = completed_pieces(store)
-    incomplete = {(p.b, p.a) for p in todo if done.get(p.record_name) != p.record()}
+    incomplete = {(p.b, p.a) for p in todo if not p.is_recorded(done.get(p.record_name))}
     track = TrackArray.open(store, "signal")
     for p in todo:
         if (p.b, p.a) in incomplete:
@@ -85,6 +85,6 @@ def mark_observed(store, pieces):
     done = completed_pieces(store)
     by_track: dict[tuple, bool] = {}
     for p in pieces:
-        ok = done.get(p.record_name) == p.record()
+        ok = p.is_recorded(done.get(p.record_name))
         by_track[(p.biosample, p.assay)] = by_track.get((p.biosample, p.assay), True) and ok
     set_observed(store, [t for t, ok in by_track.items() if ok], True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -131,6 +132,26 @@ def test_rerun_is_a_no_op(tmp_path, manifest):
     digest = store_digest(store)
     et.ingest(manifest, store, progress=False)
     assert {f: f.stat().st_mtime_ns for f in Path(store, "signal").rglob("*") if f.is_file()} == before
+    assert store_digest(store) == digest
+
+
+
+def test_files_copied_again_moved_or_touched_are_not_ingested_again(tmp_path, manifest):
+    """The same content at a new modification time (cp without -p, a fresh checkout) or a new path
+    is the same track: a rerun is a no-op, not a refusal. Changed content still needs overwrite."""
+    store = et.ingest(manifest, tmp_path / "s.zarr", assembly=GENOME, progress=False)
+    digest = store_digest(store)
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    copies = [shutil.copy(path, moved / Path(path).name) for path in manifest.path]  # new paths, new mtimes
+    for path in manifest.path:
+        os.utime(path, ns=(0, 10**18))  # touched in place
+    et.ingest(manifest, store, progress=False)
+    et.ingest(manifest.assign(path=copies), store, progress=False)
+    assert store_digest(store) == digest
+    shutil.copy(manifest.path[3], copies[0])  # other content at the same path: another track
+    with pytest.raises(et.LabelError, match=r"already holds track\(s\) \[\('B1', 'H3K4me3'\)\].*overwrite=True"):
+        et.ingest(manifest.assign(path=copies), store, progress=False)
     assert store_digest(store) == digest
 
 

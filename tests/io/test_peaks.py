@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import shutil
 import signal
 
@@ -224,6 +225,25 @@ def test_a_store_holds_one_kind_of_peak_value(tmp_path):
     before = store_digest(store)
     with pytest.raises(et.exceptions.SchemaError, match=r"holds peak tracks of 'signalValue'"):
         et.ingest(manifest, store, peak_value="qValue", overwrite=True, progress=False)
+    assert store_digest(store) == before
+
+
+def test_touched_replicate_files_are_not_ingested_again(tmp_path):
+    """A peak track's record keeps the content digest of its replicate files: files touched (or
+    copied again) are a no-op on rerun, a replicate with other peaks needs overwrite."""
+    manifest = small_manifest(tmp_path)
+    store = et.ingest(manifest, tmp_path / "s.zarr", assembly=SMALL, progress=False)
+    before = store_digest(store)
+    for path in manifest.path:
+        os.utime(path, ns=(0, 10**18))
+    et.ingest(manifest, store, progress=False)
+    assert store_digest(store) == before
+    replicated = manifest[manifest.duplicated(["biosample", "assay"], keep=False)]
+    assert len(replicated) >= 2  # a track of several files
+    path = replicated.path.iloc[-1]
+    write_peaks(path, [narrow("chr1", 900, 950)])  # other peaks in one replicate
+    with pytest.raises(et.LabelError, match="overwrite=True"):
+        et.ingest(manifest, store, progress=False)
     assert store_digest(store) == before
 
 
