@@ -80,6 +80,10 @@ check on the hidden tracks of that group (``/tmp`` script, not used to choose an
 gradient-boosting regressor of the raw coverage from the line's six common marks and the TF's
 average elsewhere (31 leaves) gave 1.155x alone and 1.248x averaged with the average activity and
 smoothed, against 1.095x for the package's ``cross_assay`` (departures from the average).
+``experiments/encode_peaks_blends.py`` then chose blends on validation tracks only (each donor line
+predicted without itself): that raw-coverage regressor blended with the average, its share and
+window validated per track, gives 1.245x; with every mark of the line that two donors hold (DNase,
+FAIRE, ...), 1.269x. Here that wider panel gives 1.260x at 32.3 CPU min, over the budget.
 
 On 2026-12-03 on a 2-core Intel Xeon with AMX (the CPU kernel probe chose bf16), after the
 scattered reads were gathered from whole chunks: ``--cross-assay 4`` took 1,334 CPU s (22.2 min;
