@@ -72,6 +72,15 @@ def resolve_pairs(model, ds, pairs) -> tuple[np.ndarray, np.ndarray, list[tuple[
     return store, pair_indices(labels, model.biosamples, model.assays), labels
 
 
+def pairs_to_impute(model, ds, pairs) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """:func:`resolve_pairs` for an imputation: ModelError when no pair is left (e.g. "unobserved"
+    of a complete store), so nothing is opened for writing."""
+    in_store, in_model, labels = resolve_pairs(model, ds, pairs)
+    if not labels:
+        raise ModelError(f"no (biosample, assay) pair to impute for pairs={pairs!r}")
+    return in_store, in_model, labels
+
+
 def observed_pairs(observed, biosamples, assays) -> list[tuple[str, str]]:
     """The (biosample, assay) pairs marked True in the ``observed`` matrix (rows ``biosamples``).
 

@@ -24,7 +24,7 @@ from ..store import (
     store_path,
     sync_metadata,
 )
-from .data import as_labels, resolve_pairs, training_pairs
+from .data import as_labels, pairs_to_impute, training_pairs
 from .genome_factors import (
     check_covered,
     factors_store,
@@ -199,9 +199,7 @@ class GenomeScaleMixin:
         # every check before the first write: labels, genome, region coverage, the tracks read
         root = open_group(path, mode="r+")
         Genome.from_attrs(root.attrs).check_same(self.genome, "the store's and the model's genomes")
-        in_store, in_model, labels = resolve_pairs(self, open_dataset(path), pairs)
-        if not labels:
-            raise ModelError(f"no (biosample, assay) pair to impute for pairs={pairs!r}")
+        in_store, in_model, labels = pairs_to_impute(self, open_dataset(path), pairs)
         (sb, sa), (b_idx, a_idx) = in_store.T, in_model.T
         self._check_offset_tracks(self._ds, sorted({a for _, a in labels}))
         step = self.genome.chunk_bins

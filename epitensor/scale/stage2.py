@@ -18,7 +18,7 @@ import torch
 
 from ..arguments import check_integer, check_seed
 from ..exceptions import BlockError, ModelError, RegionError
-from ..model.data import check_store_tracks, resolve_pairs
+from ..model.data import check_store_tracks, pairs_to_impute, resolve_pairs
 from ..model.frozen import FrozenModel
 from ..model.genome_factors import module_tables
 from ..model.persistence import check_compatible
@@ -191,9 +191,7 @@ def impute_genome(model, store=None, pairs="unobserved", region=None, block_size
                               "region) or run model.fit_genome(...) first")
         region = [Block(int(a), int(b)).region(genome) for a, b in zip(in_store.starts, in_store.ends)]
     blocks = plan_blocks(region, genome, block_size)
-    store_p, model_p, labels = resolve_pairs(model, ds, pairs)
-    if not len(store_p):
-        raise ModelError(f"no (biosample, assay) pair to impute for pairs={pairs!r}")
+    store_p, model_p, labels = pairs_to_impute(model, ds, pairs)
     check_imputed_precision(path, precision)
     check_store_tracks(ds, model.offset_tracks(sorted({a for _, a in labels})),
                        "imputing with this model's average-activity offset")

@@ -367,6 +367,10 @@ def test_impute_to_store_pairs_writes_exactly_the_unobserved_tracks_in_process(f
         fitted.impute_to_store(pairs="unobserved", biosamples="B00", region=region, progress=False)
     with pytest.raises(et.ModelError, match="'unobserved', 'all' or a list"):
         fitted.impute_to_store(pairs="missing", region=region, progress=False)
+    with pytest.raises(et.ModelError, match=r"no \(biosample, assay\) pair to impute"):
+        fitted.impute_to_store(pairs=[], region=region, progress=False)
+    with pytest.raises(et.ModelError, match=r"no \(biosample, assay\) pair to impute"):
+        fitted.impute_to_store(pairs=[], region=region, workers=1, progress=False)  # the same rule by blocks
 
 
 # ---------------------------------------------------------------------- freezing (stage 2, extension)
