@@ -117,7 +117,9 @@ def ingest(
     cache_dir : str or Path, optional
         Where URLs are downloaded (files already there are used as they are).
     overwrite : bool, default False
-        Replace tracks that the store already holds from other sources.
+        Replace tracks that the store already holds from other sources. A file with the content a
+        track was ingested from is the same source wherever it now lies and whatever its
+        modification time (copied again, moved or touched): its pieces are not ingested again.
     progress : bool, default True
         Show a progress bar (tqdm) over chunks.
     storage_options : dict, optional
