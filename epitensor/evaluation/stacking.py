@@ -6,7 +6,8 @@
   and in 275 bp and 2 kb windows around it, plus the assay's average activity and its windows.
   It is trained on the other biosamples where the assay is observed (their average activity
   leaves them out) and applied to the target biosample, as ChromImpute (Ernst & Kellis 2015)
-  does with its cross-assay features.
+  does with its cross-assay features. On peak calls (``kind="peaks"``) it learns the peak
+  coverage itself, with small trees and training bins drawn near peaks.
 * :func:`stacked_baseline` - the average activity and :func:`cross_assay` blended by weights
   fitted on *validation* tracks, never on the tracks being imputed: by default every training
   track predicted with itself left out, and one set of weights per biosample (how far a
@@ -34,6 +35,13 @@ LONG_NAMES = {"cross_assay": "cross-assay regression (ChromImpute-style)",
 
 #: Windows (in bins) of the regressor's smoothed features: 275 bp and 2,025 bp around the bin.
 WINDOWS = (11, 81)
+
+#: What the tracks hold (``kind`` of :func:`cross_assay`), and the leaves of each boosted tree for it.
+LEAVES = {"signal": 63, "peaks": 7}
+
+#: ``kind="peaks"``: bins this close to a peak of the assay (in the donor or the average of the other
+#: donors) are "near" it, and half of each donor's training bins are drawn from them.
+NEAR_PEAK_BINS = 40
 
 
 def _windowed(x: np.ndarray) -> list[np.ndarray]:
@@ -87,29 +95,61 @@ class TrackTable:
         rows = [b for b in np.argsort(self.biosamples, kind="stable") if keep[b]]  # summed in label order
         return self.values[rows, a].mean(axis=0)
 
-    def features(self, b: int, a: int, leave_out, rows=slice(None)) -> tuple[np.ndarray, np.ndarray]:
-        """The regressor's features of track (b, a) and the offset it predicts from (the average
-        activity of ``a`` without ``leave_out``; 0 where no other biosample has ``a``), at the
-        positions ``rows`` (windows are taken over every position first)."""
+    def features(self, b: int, a: int, leave_out, rows=slice(None), kind: str = "signal") -> tuple[np.ndarray, np.ndarray]:
+        """The regressor's features of track (b, a) and the offset it predicts from, at the positions
+        ``rows`` (windows are taken over every position first). ``kind="signal"``: each other mark
+        and its departure from its average activity; the offset is the average activity of ``a``
+        without ``leave_out`` (0 where no other biosample has ``a``). ``kind="peaks"``: each other
+        mark; offset 0 (the regressor predicts the coverage itself)."""
         cols = []
-        absent = [np.full(self.values.shape[2], np.nan, dtype=np.float32)] * (2 * (1 + len(WINDOWS)))
+        per_mark = (1 + len(WINDOWS)) * (2 if kind == "signal" else 1)
+        absent = [np.full(self.values.shape[2], np.nan, dtype=np.float32)] * per_mark
         for other in np.argsort(self.assays, kind="stable"):  # by label: the object's order does not matter
             if other == a:
                 continue
-            if self.mask[b, other]:
-                own = self.values[b, other]
-                cols += _windowed(own) + _windowed(own - self.average(other, leave_out=(b,)))
-            else:
+            if not self.mask[b, other]:
                 cols += absent
+                continue
+            own = self.values[b, other]
+            cols += _windowed(own)
+            if kind == "signal":
+                cols += _windowed(own - self.average(other, leave_out=(b,)))
         average = self.average(a, leave_out)
         cols += _windowed(average)
-        return np.stack([c[rows] for c in cols], axis=1), np.nan_to_num(average[rows], nan=0.0)
+        offset = np.nan_to_num(average[rows], nan=0.0) if kind == "signal" else np.zeros(len(cols[0][rows]), np.float32)
+        return np.stack([c[rows] for c in cols], axis=1), offset
+
+
+def training_bins(values: np.ndarray, average: np.ndarray, n_train: int, kind: str, rng) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, weights)``: the positions a donor track ``values`` trains on, and their sample weights.
+
+    ``kind="signal"``: ``n_train`` positions drawn uniformly where ``values`` is finite, weight 1.
+    ``kind="peaks"``: peaks cover a few percent of the genome, so half of them are drawn from the
+    positions within :data:`NEAR_PEAK_BINS` of a peak (``values`` or ``average`` above 0) and half
+    from the rest; each half is weighted by its share of the positions, so the weighted sample has
+    the genome's proportions while the trees see many more bins around peaks.
+    """
+    rows = np.flatnonzero(np.isfinite(values))
+    if kind == "signal" or len(rows) <= n_train:
+        rows = rng.choice(rows, size=min(n_train, len(rows)), replace=False)
+        return rows, np.ones(len(rows))
+    from scipy.ndimage import maximum_filter1d
+
+    peak = (np.nan_to_num(values) > 0) | (np.nan_to_num(average) > 0)
+    near = maximum_filter1d(peak, 2 * NEAR_PEAK_BINS + 1)[rows]
+    pools = [rows[near], rows[~near]]
+    k = min(len(pools[0]), n_train // 2)
+    k = max(k, n_train - len(pools[1]))
+    drawn = [rng.choice(pools[0], size=k, replace=False), rng.choice(pools[1], size=n_train - k, replace=False)]
+    weights = [np.full(len(d), len(p) / max(len(d), 1)) for d, p in zip(drawn, pools)]
+    return np.concatenate(drawn), np.concatenate(weights)
 
 
 def fit_regressor(tracks: TrackTable, b: int, a: int, *, n_train: int, seed: int, max_iter: int,
-                  threads: int | None) -> TreeEnsemble:
-    """The regressor of track (b, a): how ``a`` departs from its average activity, learned from the
-    donor biosamples where ``a`` is a training track (never ``b``), as a :class:`TreeEnsemble`."""
+                  threads: int | None, kind: str = "signal") -> TreeEnsemble:
+    """The regressor of track (b, a), learned from the donor biosamples where ``a`` is a training
+    track (never ``b``), as a :class:`TreeEnsemble`: how ``a`` departs from its average activity
+    (``kind="signal"``), or its peak coverage (``kind="peaks"``); see :func:`cross_assay`."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
 
@@ -118,25 +158,26 @@ def fit_regressor(tracks: TrackTable, b: int, a: int, *, n_train: int, seed: int
         raise LabelError(f"cross_assay: assay {tracks.assays[a]!r} has no training track in a biosample other than "
                          f"{tracks.biosamples[b]!r}, so there is nothing to learn it from")
     rng = np.random.default_rng(seed)
-    X, y = [], []
+    X, y, weights = [], [], []
     for d in donors:
         target = tracks.values[d, a]
-        rows = np.flatnonzero(np.isfinite(target))
-        rows = rng.choice(rows, size=min(n_train, len(rows)), replace=False)
-        features, offset = tracks.features(d, a, leave_out=(d, b), rows=rows)
+        rows, w = training_bins(target, tracks.average(a, leave_out=(d, b)), n_train, kind, rng)
+        features, offset = tracks.features(d, a, leave_out=(d, b), rows=rows, kind=kind)
         X.append(features)
         y.append(target[rows] - offset)
+        weights.append(w)
     X = np.concatenate(X)
     X[:, np.isnan(X).all(axis=0)] = 0.0  # an assay no donor has: constant, so no tree splits on it
-    reg = HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=63, random_state=seed)
+    reg = HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=LEAVES[kind],
+                                        random_state=seed)
     with threadpool_limits(threads, user_api="openmp"):  # None: scikit-learn's own choice
-        reg.fit(X, np.concatenate(y))
+        reg.fit(X, np.concatenate(y), sample_weight=None if kind == "signal" else np.concatenate(weights))
     return TreeEnsemble.from_regressor(reg)
 
 
-def _predict(tracks: TrackTable, b: int, a: int, *, threads: int | None, **options) -> np.ndarray:
-    trees = fit_regressor(tracks, b, a, threads=threads, **options)
-    features, offset = tracks.features(b, a, leave_out=(b,))
+def _predict(tracks: TrackTable, b: int, a: int, *, threads: int | None, kind: str, **options) -> np.ndarray:
+    trees = fit_regressor(tracks, b, a, threads=threads, kind=kind, **options)
+    features, offset = tracks.features(b, a, leave_out=(b,), kind=kind)
     return trees.predict(features, threads) + offset
 
 
@@ -182,7 +223,7 @@ def _regress(tracks: TrackTable, pairs, **options) -> dict:
 
 
 def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_000, seed: int = 0,
-                max_iter: int = 200, threads: int | None = None) -> xr.DataArray:
+                max_iter: int = 200, threads: int | None = None, kind: str = "signal") -> xr.DataArray:
     """Predict each of ``pairs`` from its biosample's other marks (a ChromImpute-style regressor).
 
     Parameters
@@ -204,6 +245,15 @@ def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_0
         OpenMP threads of the boosting (default: scikit-learn's, one per core). On a machine shared
         with other work, ``threads=1`` can be many times faster: OpenMP threads spin while they
         wait for a core. The predictions do not depend on it.
+    kind : {"signal", "peaks"}
+        What the tracks hold. ``"signal"`` (default): continuous signal such as ChIP-seq fold
+        enrichment; the regressor learns how the track departs from the assay's average activity,
+        from the other marks and their own departures, with trees of 63 leaves. ``"peaks"``: peak
+        calls ingested as coverage (0 outside peaks, as in :func:`epitensor.datasets.encode_peaks`);
+        it learns the coverage itself from the other
+        marks and the average, with trees of 7 leaves (larger trees learn how the donor lines' peak
+        calls differ, which does not carry to another line), and half of each donor's ``n_train``
+        positions are drawn near the assay's peaks (:func:`training_bins`).
 
     Returns
     -------
@@ -216,6 +266,8 @@ def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_0
         A pair not in the signal's labels, or whose assay has no training track elsewhere.
     ModelError
         ``threads`` is not a whole number >= 1.
+    ArgumentError
+        ``kind`` is not ``"signal"`` or ``"peaks"``.
 
     Examples
     --------
@@ -225,10 +277,17 @@ def cross_assay(signal: xr.DataArray, pairs, train=None, *, n_train: int = 150_0
     >>> pred.sel(biosample="B00", assay="H3K27ac").shape, bool(pred.sel(biosample="B01").isnull().all())
     ((6000,), True)
     """
+    kind = _kind(kind, "cross_assay")
     tracks = TrackTable(signal, train)
     predictions = _regress(tracks, _pairs(tracks, pairs), n_train=n_train, seed=seed, max_iter=max_iter,
-                           threads=_threads(threads))
+                           threads=_threads(threads), kind=kind)
     return _labelled(signal, predictions, "cross_assay")
+
+
+def _kind(kind, what: str) -> str:
+    if kind not in LEAVES:
+        raise ArgumentError(f"{what}: kind must be 'signal' (continuous signal) or 'peaks' (peak coverage), got {kind!r}")
+    return kind
 
 
 def leave_one_out_tracks(trained, pairs) -> list[tuple[str, str]]:
@@ -272,7 +331,7 @@ MIN_TRACKS_PER_BIOSAMPLE = 2
 
 def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_tracks="leave-one-out",
                      weights: str = "biosample", n_train: int = 150_000, seed: int = 0,
-                     max_iter: int = 200, threads: int | None = None) -> xr.DataArray:
+                     max_iter: int = 200, threads: int | None = None, kind: str = "signal") -> xr.DataArray:
     """The average activity and :func:`cross_assay`, blended by weights chosen on validation tracks.
 
     Each validation track is predicted both ways without itself, and the weights ``w_average``,
@@ -282,7 +341,7 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
 
     Parameters
     ----------
-    signal, pairs, train, n_train, seed, max_iter, threads
+    signal, pairs, train, n_train, seed, max_iter, threads, kind
         As for :func:`cross_assay`.
     validation_tracks : "leave-one-out", int or list of (biosample, assay)
         ``"leave-one-out"`` (default): every training track whose biosample and assay keep other
@@ -309,7 +368,7 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
     LabelError
         As :func:`cross_assay`; or no training track can serve for validation.
     ArgumentError
-        ``weights`` or ``validation_tracks`` is not one of the choices.
+        ``weights``, ``validation_tracks`` or ``kind`` is not one of the choices.
 
     Examples
     --------
@@ -342,7 +401,8 @@ def stacked_baseline(signal: xr.DataArray, pairs, train=None, *, validation_trac
     held_mask = np.zeros_like(tracks.mask)
     for b, a in held:
         held_mask[tracks.index(b, a)] = True
-    options = {"n_train": n_train, "seed": seed, "max_iter": max_iter, "threads": _threads(threads)}
+    options = {"n_train": n_train, "seed": seed, "max_iter": max_iter, "threads": _threads(threads),
+               "kind": _kind(kind, "stacked_baseline")}
     equations = {}
     if together:
         tracks.mask &= ~held_mask  # the validation tracks train nothing while they are scored
