@@ -45,9 +45,22 @@ NEAR_PEAK_BINS = 40
 
 
 def _windowed(x: np.ndarray) -> list[np.ndarray]:
+    """``x`` and its means over each of :data:`WINDOWS` around every position. Where ``x`` has NaN
+    (a store's bins between contigs, unmeasured stretches), a window's mean is over the finite
+    values in it (NaN when there are none): a running mean would carry one NaN to every later
+    position."""
     from scipy.ndimage import uniform_filter1d
 
-    return [x] + [uniform_filter1d(x, w, mode="nearest") for w in WINDOWS]
+    finite = np.isfinite(x)
+    if finite.all():
+        return [x] + [uniform_filter1d(x, w, mode="nearest") for w in WINDOWS]
+    values, present = np.where(finite, x, 0).astype(np.float32), finite.astype(np.float32)
+    out = [x]
+    for w in WINDOWS:
+        total, count = uniform_filter1d(values, w, mode="nearest"), uniform_filter1d(present, w, mode="nearest")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.where(count > 0.5 / w, total / count, np.nan).astype(np.float32))
+    return out
 
 
 def _read(signal: xr.DataArray) -> np.ndarray:

@@ -173,3 +173,24 @@ def test_bad_tracks_are_named():
         stacked_baseline(signal, [("S0", "C")], validation_tracks="all", **FAST)
     with pytest.raises(et.ModelError, match="threads must be an integer >= 1"):
         cross_assay(signal, [("S0", "C")], **{**FAST, "threads": 0})
+
+
+def test_windows_step_over_a_gap_of_nan_bins():
+    """A store's bins between two contigs are NaN: the windowed features after them are the same as
+    those of the stretch after the gap on its own (a running mean would make every later one NaN)."""
+    from epitensor.evaluation.stacking import WINDOWS, TrackTable
+
+    signal = planted()
+    gapped = signal.copy(data=signal.values.copy())
+    gapped[:, :, 2_000:2_050] = np.nan
+    mask = np.ones((6, 3), dtype=bool)
+    whole = TrackTable.from_values(gapped.values, mask, gapped.biosample.values, gapped.assay.values)
+    after = TrackTable.from_values(np.ascontiguousarray(gapped.values[:, :, 2_050:]), mask, gapped.biosample.values,
+                                   gapped.assay.values)
+    edge = max(WINDOWS)  # the first bins after the gap see fewer values than the stretch's own edge mode
+    for kind in ("signal", "peaks"):
+        got, _ = whole.features(0, 2, leave_out=(0,), kind=kind)
+        alone, _ = after.features(0, 2, leave_out=(0,), kind=kind)
+        assert np.isfinite(got[2_050:]).all() and np.isfinite(got[:2_000]).all()
+        np.testing.assert_allclose(got[2_050 + edge:], alone[edge:], rtol=1e-5, atol=1e-5)
+        assert np.isnan(got[2_000:2_050, 0]).all()  # the gap's own values stay missing
