@@ -161,14 +161,14 @@ def regressor_panel(train: pd.DataFrame, cell: str, tf: str, every_donor: bool =
     return [a for a in train.columns if a != tf and train.loc[cell, a] and train.loc[donors, a].sum() >= enough]
 
 
-def cross_assay_track(ds, train: pd.DataFrame, cell: str, tf: str, *, n_train: int, threads: int) -> np.ndarray:
+def cross_assay_track(ds, train: pd.DataFrame, cell: str, tf: str, *, n_train: int, threads: int, seed: int = 0) -> np.ndarray:
     """:func:`epitensor.evaluation.cross_assay` (``kind="peaks"``, 100 iterations) of (cell, tf) from
     :func:`regressor_panel`, every bin."""
     panel = regressor_panel(train, cell, tf)
     signal = ds.signal.sel(assay=panel + [tf])
     mask = train.loc[[str(b) for b in signal.biosample.values], panel + [tf]].to_numpy()
     pred = et.evaluation.cross_assay(signal, [(cell, tf)], train=mask, n_train=n_train, max_iter=100, threads=threads,
-                                     kind="peaks")
+                                     kind="peaks", seed=seed)
     return pred.sel(biosample=cell, assay=tf).values
 
 
@@ -209,7 +209,7 @@ def main(argv=None):
     ap.add_argument("--stride", type=int, default=8, help="score every stride-th bin")
     ap.add_argument("--preset", default="small")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="seeds the model and the cross-assay regressor")
     ap.add_argument("--cross-assay", type=int, default=0, metavar="K",
                     help="also impute the TFs observed in at least K other lines with the cross-assay regressor (0: never)")
     ap.add_argument("--n-train", type=int, default=30_000, help="cross-assay training bins per donor line")
@@ -267,7 +267,7 @@ def main(argv=None):
             window = float("nan")
             if args.cross_assay and others >= args.cross_assay:
                 regressed += 1
-                cross = cross_assay_track(ds, train, cell, assay, n_train=args.n_train, threads=args.threads)
+                cross = cross_assay_track(ds, train, cell, assay, n_train=args.n_train, threads=args.threads, seed=args.seed)
                 methods["cross"] = cross[positions]
                 if len(windows) > 1:  # the window is chosen on the TF's training tracks in the other lines
                     lines = [b for b in observed_df.index if b != cell and observed_df.loc[b, assay]]
