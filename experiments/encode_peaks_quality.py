@@ -105,8 +105,9 @@ model+cross+base                    1.284                                    100
 ensemble~                  1.358    **1.306**               1.375            99.2%
 =========================  =======  ======================  ===============  ===========
 
-All four targets are met, the >= 4 group by a thin margin (1.306x against 1.3x; one seed). CPU
-of the whole run: 1,577 s (26.3 min; 1,017 s wall). Windows chosen: 9 bins for CTCF, 17 for
+All four targets are met, the >= 4 group by a thin margin (1.306x against 1.3x). CPU of the whole
+run: 1,577 s (26.3 min; 1,017 s wall). With ``--seed 1`` (model and regressor): ``ensemble~``
+1.357x overall, 1.303x on the group (``cross`` 1.254x), better AP on 98.3%, 1,599 CPU s. Windows chosen: 9 bins for CTCF, 17 for
 POLR2A and EZH2; mean AP per TF (average / regressor / ``ensemble~``): CTCF 0.636 / 0.731 /
 0.735, POLR2A 0.294 / 0.396 / 0.424, EZH2 0.032 / 0.123 / 0.108. An earlier run the same day gave
 ``cross`` 1.187x and ``ensemble~`` 1.278x: the package's windowed features were NaN on all of chr22
