@@ -133,10 +133,11 @@ class TrackTable:
         return np.stack([c[rows] for c in cols], axis=1), offset
 
 
-def training_bins(values: np.ndarray, average: np.ndarray, n_train: int, kind: str, rng) -> tuple[np.ndarray, np.ndarray]:
+def training_bins(values: np.ndarray, average: np.ndarray | None, n_train: int, kind: str, rng) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, weights)``: the positions a donor track ``values`` trains on, and their sample weights.
 
-    ``kind="signal"``: ``n_train`` positions drawn uniformly where ``values`` is finite, weight 1.
+    ``kind="signal"``: ``n_train`` positions drawn uniformly where ``values`` is finite, weight 1
+    (``average`` is not read and may be None).
     ``kind="peaks"``: peaks cover a few percent of the genome, so half of them are drawn from the
     positions within :data:`NEAR_PEAK_BINS` of a peak (``values`` or ``average`` above 0) and half
     from the rest; each half is weighted by its share of the positions, so the weighted sample has
@@ -174,7 +175,8 @@ def fit_regressor(tracks: TrackTable, b: int, a: int, *, n_train: int, seed: int
     X, y, weights = [], [], []
     for d in donors:
         target = tracks.values[d, a]
-        rows, w = training_bins(target, tracks.average(a, leave_out=(d, b)), n_train, kind, rng)
+        near = tracks.average(a, leave_out=(d, b)) if kind == "peaks" else None  # only the peaks' draw reads it
+        rows, w = training_bins(target, near, n_train, kind, rng)
         features, offset = tracks.features(d, a, leave_out=(d, b), rows=rows, kind=kind)
         X.append(features)
         y.append(target[rows] - offset)
